@@ -1,0 +1,192 @@
+"""The state store's one small interface and the records it keeps.
+
+Both implementations (``state.sqlite``, ``state.postgres``) pass the same contract tests.
+Times are timezone-aware UTC datetimes; JSON is the only serialisation (never pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+DeliveryKind = Literal["post", "update", "reply", "digest"]
+
+
+class StateError(Exception):
+    """The state store cannot be opened or used (corrupt file, unreachable database...)."""
+
+
+class PollerLockedError(StateError):
+    """Another poller already holds this state (SQLite file lock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """What the bot remembers of one task.
+
+    ``task`` is the DCS task object as last seen, *without* ``params``; ``messages`` maps a
+    Slack channel to the ``ts`` of the task's alert there and is changed only by
+    ``StateStore.delivery_done`` (never by ``commit_cycle``).
+    """
+
+    instance_id: str
+    task_id: str
+    name: str
+    status: str
+    created_at: datetime | None
+    updated_at: datetime | None
+    first_seen_at: datetime
+    finished_at: datetime | None = None
+    task: Mapping[str, Any] = field(default_factory=dict)
+    messages: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceCursor:
+    """Per-instance poll bookkeeping. ``baselined`` is False until the first cycle recorded it."""
+
+    instance_id: str
+    name: str | None
+    baselined: bool
+    last_polled_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A Slack call to make, as the poll cycle enqueues it.
+
+    ``post``/``digest``: chat.postMessage; ``update``: chat.update of the task's message in
+    ``channel``; ``reply``: a thread reply under that message (``reply_broadcast`` for FAILED).
+    """
+
+    kind: DeliveryKind
+    channel: str
+    text: str
+    blocks: Sequence[Mapping[str, Any]] = ()
+    instance_id: str | None = None
+    task_id: str | None = None
+    reply_broadcast: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A pending delivery in the outbox."""
+
+    id: int
+    kind: DeliveryKind
+    channel: str
+    text: str
+    blocks: Sequence[Mapping[str, Any]]
+    instance_id: str | None
+    task_id: str | None
+    reply_broadcast: bool
+    created_at: datetime
+    attempts: int = 0
+    next_try_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Route alerts matching ``instance`` (an ID, a name, or ``*``) and filters to ``channel``.
+
+    Empty ``statuses``/``names`` match everything.
+    """
+
+    channel: str
+    instance: str
+    statuses: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleCommit:
+    """Everything one poll cycle changes, committed atomically by ``StateStore.commit_cycle``."""
+
+    tasks: Sequence[TaskRecord] = ()
+    cursors: Sequence[InstanceCursor] = ()
+    deliveries: Sequence[NewDelivery] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StateStore(Protocol):
+    """What the poller, delivery and the Slack handlers need to remember."""
+
+    def tasks_of(self, instance_id: str) -> dict[str, TaskRecord]:
+        """Every remembered task of an instance, by task ID."""
+        ...
+
+    def find_task(self, task_id: str) -> TaskRecord | None:
+        """One remembered task by ID, whatever its instance."""
+        ...
+
+    def cursors(self) -> dict[str, InstanceCursor]:
+        """Every instance cursor, by instance ID."""
+        ...
+
+    def commit_cycle(self, commit: CycleCommit) -> None:
+        """Upsert tasks (keeping their stored ``messages``), cursors and meta, and append the
+        deliveries, in one transaction."""
+        ...
+
+    def pending_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Deliveries due at ``now`` (``next_try_at`` unset or past), oldest first. On a shared
+        database each is handed to one caller only until it is done, failed or its claim ends."""
+        ...
+
+    def count_pending(self) -> int:
+        """How many deliveries are still waiting (due or not)."""
+        ...
+
+    def delivery_done(self, delivery_id: int, ts: str | None = None) -> None:
+        """Remove a delivered item; for a ``post`` with a task, remember ``ts`` as the task's
+        message in that channel, in the same transaction."""
+        ...
+
+    def delivery_failed(
+        self, delivery_id: int, error: str, next_try_at: datetime | None
+    ) -> None:
+        """Record a failed attempt: retry at ``next_try_at``, or drop it when that is None
+        (a final failure, kept only in the log)."""
+        ...
+
+    def prune(self, finished_before: datetime) -> int:
+        """Forget tasks that finished before the given time; return how many."""
+        ...
+
+    def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """Every subscription, or those of one channel."""
+        ...
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        """Add or replace the subscription of (channel, instance)."""
+        ...
+
+    def remove_subscription(self, channel: str, instance: str) -> bool:
+        """Remove the subscription of (channel, instance); False when there was none."""
+        ...
+
+    def get_meta(self, key: str) -> Any:
+        """A JSON value stored under ``key`` (None when absent): last poll, last error..."""
+        ...
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key``."""
+        ...
+
+    def acquire_poller(self, owner: str) -> bool:
+        """Try to become the one poller of this state; True when this process now is (or
+        already was) the poller. Must be called again each cycle to keep a lease alive."""
+        ...
+
+    def release_poller(self, owner: str) -> None:
+        """Give up being the poller (on shutdown)."""
+        ...
+
+    def close(self) -> None:
+        """Release files, connections and locks."""
+        ...
