@@ -1,0 +1,109 @@
+"""``dcs-tasks-bot check``: validate the configuration, reach DCS and Slack; a line per check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_sdk.errors import SlackApiError
+
+from bot.config import Settings
+from bot.deliver import make_web_client
+from bot.errors import DcsError
+from bot.wiring import dcs_client
+
+AUTH_NAMES = {"aksk": "AK/SK signing", "iam": "IAM password token", "token": "DCS_AUTH_TOKEN"}
+
+
+class _Report:
+    def __init__(self, out: Callable[[str], object]) -> None:
+        self.out = out
+        self.failed = 0
+
+    def ok(self, what: str) -> None:
+        self.out(f"ok    {what}")
+
+    def fail(self, what: str) -> None:
+        self.failed += 1
+        self.out(f"FAIL  {what}")
+
+    def skip(self, what: str) -> None:
+        self.out(f"skip  {what}")
+
+
+def run_checks(settings: Settings, out: Callable[[str], object]) -> int:
+    """Run every check and print one line each; 0 when all passed, else 1."""
+    report = _Report(out)
+    problems = settings.problems_for("check")
+    if problems:
+        for problem in problems:
+            report.fail(f"configuration: {problem}")
+    else:
+        report.ok("configuration")
+    _check_dcs(settings, report)
+    _check_slack(settings, report)
+    return 1 if report.failed else 0
+
+
+def _check_dcs(settings: Settings, report: _Report) -> None:
+    mode = settings.dcs_auth_mode
+    if mode is None:
+        report.fail(
+            "DCS credentials: none set (DCS_ACCESS_KEY/DCS_SECRET_KEY, OS_*, DCS_AUTH_TOKEN)"
+        )
+        return
+    report.ok(f"DCS credentials: {AUTH_NAMES[mode]}")
+    if not (settings.dcs_endpoint and settings.project_id):
+        report.skip("DCS reachable: DCS_ENDPOINT and DCS_PROJECT_ID are needed")
+        return
+    http, dcs = dcs_client(settings)
+    with http:
+        try:
+            instances = dcs.list_instances()
+        except DcsError as exc:
+            report.fail(f"DCS reachable: {exc}")
+            return
+        report.ok(f"DCS reachable: {len(instances)} instances in project {settings.project_id}")
+        try:
+            watched = dcs.resolve_instances(settings.instances)
+        except DcsError as exc:
+            report.fail(f"DCS_INSTANCES: {exc}")
+            return
+        names = ", ".join(i.name for i in watched[:10]) + (" ..." if len(watched) > 10 else "")
+        report.ok(f"watched instances: {len(watched)} ({names or 'none'})")
+
+
+def _check_slack(settings: Settings, report: _Report) -> None:
+    if settings.slack_bot_token is None:
+        report.skip("Slack: SLACK_BOT_TOKEN is not set")
+        return
+    client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    try:
+        auth = client.auth_test()
+    except SlackApiError as exc:
+        report.fail(f"Slack auth.test: {exc.response.get('error', 'failed')}")
+        return
+    except OSError as exc:
+        report.fail(f"Slack auth.test: cannot reach {settings.slack_api_url} ({exc})")
+        return
+    report.ok(f"Slack auth.test: bot {auth.get('user')} in team {auth.get('team')}")
+    channel = settings.alert_channel
+    if not channel:
+        report.skip("Slack channel: DCS_ALERT_CHANNEL is not set")
+        return
+    try:
+        info = client.conversations_info(channel=channel)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "failed")
+        if error == "missing_scope":
+            report.skip(f"Slack channel {channel}: cannot look it up without channels:read")
+        else:
+            report.fail(f"Slack channel {channel}: {error}")
+        return
+    except OSError as exc:
+        report.fail(f"Slack channel {channel}: {exc}")
+        return
+    conversation = info.get("channel") or {}
+    if conversation.get("is_member") or conversation.get("is_im"):
+        report.ok(f"Slack channel {channel}: the bot is a member and can post")
+    else:
+        report.fail(f"Slack channel {channel}: invite the bot first (/invite @dcs-tasks-bot)")

@@ -1,0 +1,190 @@
+"""``dcs-tasks-bot demo``: the whole pipeline on the built-in DCS simulator and a fake Slack,
+each Slack message rendered in the terminal. No credentials, no network beyond loopback."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+from bot.config import load_settings
+from bot.console import render_to_console
+from bot.fake_slack import FakeSlack
+from bot.models import Instance
+from bot.simulator import DcsSimulator
+from bot.wiring import Components, build
+
+DEMO_TOKEN = "demo-token"  # noqa: S105  # the simulator's own, not a secret
+DEMO_SLACK_TOKEN = "xoxb-demo"  # noqa: S105  # the fake Slack's own
+ALERT_CHANNEL = "C0DEMOALERTS"
+EXTEND_DETAILS = {
+    "old_capacity": "0.125",
+    "new_capacity": "0.25",
+    "old_resource_spec_code": "redis.single.xu1.tiny.125",
+    "new_resource_spec_code": "redis.single.xu1.tiny.256",
+    "old_cache_mode": "single",
+    "new_cache_mode": "single",
+}
+
+
+@contextmanager
+def demo_simulator(port: int = 0) -> Iterator[DcsSimulator]:
+    """A started simulator with three instances and a little history (also ``simulate``)."""
+    sim = DcsSimulator(project_id="demo-project", tokens=[DEMO_TOKEN])
+    sim.start(port=port)
+    try:
+        prod = sim.add_instance("cache-prod", instance_id="5560df16-cebf-4473-95c4-d1b573c16e79")
+        sim.add_instance("cache-staging", instance_id="7a1c2e3f-0000-4000-8000-00000000beef")
+        sim.add_instance(
+            "sessions", instance_id="9b8a7c6d-1111-4111-8111-000000000042", engine="Memcached"
+        )
+        past = datetime.now(UTC) - timedelta(hours=3)
+        sim.add_task(
+            prod, "AddWhitelist", "SUCCESS", details={"group_name": "office"}, created_at=past
+        )
+        sim.add_task(
+            prod,
+            "UpdatePort",
+            "SUCCESS",
+            details={"old_port": 6379, "new_port": 6380},
+            created_at=past + timedelta(minutes=20),
+        )
+        yield sim
+    finally:
+        sim.stop()
+
+
+def run_demo(console: Console, *, pause: float = 0.6) -> int:
+    """Play the scripted story and render every Slack call; 0 when it ran through."""
+    with (
+        demo_simulator() as sim,
+        FakeSlack(token=DEMO_SLACK_TOKEN) as slack,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        settings = load_settings(
+            {
+                "DCS_ENDPOINT": sim.url,
+                "DCS_PROJECT_ID": sim.project_id,
+                "DCS_AUTH_TOKEN": DEMO_TOKEN,
+                "SLACK_BOT_TOKEN": DEMO_SLACK_TOKEN,
+                "SLACK_API_URL": slack.url,
+                "DCS_ALERT_CHANNEL": ALERT_CHANNEL,
+                "STATE_PATH": str(Path(scratch) / "demo.sqlite"),
+                "DCS_DIGEST_THRESHOLD": "10",
+            }
+        )
+        parts = build(settings)
+        try:
+            ids = {i.name: i.instance_id for i in sim_instances(parts)}
+            story = _Story(console, parts, slack, pause)
+            story.step(
+                "First cycle: history is recorded silently, a running task is announced",
+                lambda: sim.add_task(
+                    ids["sessions"], "RemoveIpFromDns", "EXECUTING", details={"node_name": "node-2"}
+                ),
+            )
+            resize = ""
+
+            def start_resize() -> None:
+                nonlocal resize
+                resize = sim.add_task(
+                    ids["cache-prod"],
+                    "EXTEND",
+                    "EXECUTING",
+                    details=EXTEND_DETAILS,
+                    user_name="alice",
+                )
+
+            story.step("cache-prod is resized from 0.125 GB to 0.25 GB", start_resize)
+            story.step(
+                "The resize succeeds: the message is edited, the thread records it",
+                lambda: sim.set_status(resize, "SUCCESS"),
+            )
+            swap = ""
+
+            def start_swap() -> None:
+                nonlocal swap
+                swap = sim.add_task(
+                    ids["cache-staging"], "masterStandbySwapJob", "EXECUTING", user_name="bob"
+                )
+
+            story.step("A master/standby switchover starts on cache-staging", start_swap)
+            story.step(
+                "The switchover fails: the thread reply is broadcast to the channel",
+                lambda: sim.set_status(swap, "FAILED"),
+            )
+
+            def burst() -> None:
+                for n in range(12):
+                    sim.add_task(
+                        ids["sessions"],
+                        "AddWhitelist",
+                        "SUCCESS",
+                        details={"group_name": f"team-{n}"},
+                        user_name="automation",
+                    )
+
+            story.step("A burst of 12 whitelist edits: one digest instead of 12 messages", burst)
+            story.step("A quiet cycle: nothing changed, nothing is posted", lambda: None)
+        finally:
+            parts.close()
+        console.print(Rule("demo finished"))
+        console.print(
+            f"{len(slack.calls)} Slack API calls, "
+            f"{len(slack.messages(ALERT_CHANNEL))} messages in {ALERT_CHANNEL}. "
+            "Run `dcs-tasks-bot simulate` to poke the simulator yourself."
+        )
+    return 0
+
+
+def sim_instances(parts: Components) -> list[Instance]:
+    """The watched instances as the bot resolves them."""
+    return parts.watched.get(refresh=True)
+
+
+class _Story:
+    def __init__(self, console: Console, parts: Components, slack: FakeSlack, pause: float):
+        self._console, self._parts, self._slack, self._pause = console, parts, slack, pause
+        self._shown = 0
+
+    def step(self, title: str, action: Callable[[], object]) -> None:
+        self._console.print(Rule(title))
+        action()
+        self._parts.poller.run_cycle()
+        assert self._parts.deliverer is not None
+        self._parts.deliverer.drain()
+        calls = self._slack.calls[self._shown :]
+        self._shown = len(self._slack.calls)
+        shown = 0
+        for call in calls:
+            if call.method not in ("chat.postMessage", "chat.update"):
+                continue
+            shown += 1
+            params = call.params
+            thread = params.get("thread_ts")
+            render_to_console(
+                self._console,
+                channel=str(params.get("channel")),
+                kind="update" if call.method == "chat.update" else ("reply" if thread else "post"),
+                text=str(params.get("text", "")),
+                blocks=_blocks(params.get("blocks")),
+                thread_of=str(thread) if thread else None,
+                broadcast=bool(params.get("reply_broadcast")),
+            )
+        if not shown:
+            self._console.print("[dim](no Slack calls)[/dim]")
+        time.sleep(self._pause)
+
+
+def _blocks(value: object) -> list[dict[str, object]]:
+    import json
+
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value) if isinstance(value, list) else []

@@ -1,0 +1,113 @@
+"""The one place that wires everything: settings → store → DCS client → poll pipeline →
+delivery → scheduler (and, for ``serve``, the Bolt app)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.dcs import DcsClient, make_http_client
+from bot.deliver import Deliverer, make_web_client
+from bot.poll import Poller
+from bot.schedule import PollRunner
+from bot.watch import WatchedInstances
+from state import open_store
+from state.base import StateStore
+
+
+def owner_id() -> str:
+    """Who holds the poller lease: host and process, readable in the database."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Components:
+    """Everything a command needs, built once from the settings."""
+
+    settings: Settings
+    store: StateStore
+    http: httpx.Client
+    dcs: DcsClient
+    watched: WatchedInstances
+    poller: Poller
+    slack: WebClient | None = None
+    deliverer: Deliverer | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def runner(self) -> PollRunner:
+        """The scheduler around this poller and deliverer."""
+        assert self.deliverer is not None
+        return PollRunner(
+            self.poller,
+            self.deliverer,
+            self.store,
+            owner=owner_id(),
+            interval=self.settings.poll_interval,
+            stopping=self.stopping,
+        )
+
+    def close(self) -> None:
+        """Release connections and files."""
+        self.http.close()
+        self.store.close()
+
+
+def open_state(settings: Settings, *, state_path: Path | None = None) -> StateStore:
+    """The state store the settings name: PostgreSQL when DATABASE_URL is set, else SQLite."""
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return open_store(
+        state_path=state_path or settings.state_path,
+        database_url=url,
+        lease_seconds=float(settings.poll_interval),
+    )
+
+
+def dcs_client(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> tuple[httpx.Client, DcsClient]:
+    """The configured HTTP client and the DCS client on it."""
+    http = make_http_client(settings, transport=transport)
+    assert settings.project_id is not None
+    return http, DcsClient(http, settings.project_id)
+
+
+def build(
+    settings: Settings,
+    *,
+    with_slack: bool = True,
+    store: StateStore | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Components:
+    """Build the components; ``with_slack=False`` for commands that never post."""
+    store = store or open_state(settings)
+    try:
+        http, dcs = dcs_client(settings, transport=transport)
+        watched = WatchedInstances(dcs, settings.instances)
+        poller = Poller(
+            dcs,
+            store,
+            watched,
+            alert_channel=settings.alert_channel,
+            lookback=settings.lookback,
+            digest_threshold=settings.digest_threshold,
+            retention=settings.retention,
+        )
+        parts = Components(settings, store, http, dcs, watched, poller)
+        if with_slack and settings.slack_bot_token is not None:
+            parts.slack = make_web_client(
+                settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+            )
+            parts.deliverer = Deliverer(parts.slack, store, stop=parts.stopping)
+        return parts
+    except BaseException:
+        store.close()
+        raise
