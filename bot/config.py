@@ -11,7 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -87,7 +94,7 @@ class Settings(BaseSettings):
     alert_channel: str | None = _env("DCS_ALERT_CHANNEL")
 
     dcs_endpoint: str | None = _env("DCS_ENDPOINT")
-    project_id: str | None = _env("DCS_PROJECT_ID", "OS_PROJECT_ID")
+    project_id: str | None = _env("DCS_PROJECT_ID")
     instances: CsvList = Field(default=(), validation_alias=AliasChoices("DCS_INSTANCES"))
     poll_interval: int = Field(
         default=60, ge=5, le=86400, validation_alias=AliasChoices("DCS_POLL_INTERVAL")
@@ -162,6 +169,13 @@ class Settings(BaseSettings):
         if not re.match(r"^postgres(ql)?://", value.get_secret_value().strip()):
             raise ValueError("must start with postgres:// or postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _project_fallback(self) -> Settings:
+        # DCS_PROJECT_ID falls back to OS_PROJECT_ID (one env var cannot feed two fields).
+        if not self.project_id and self.os_project_id:
+            object.__setattr__(self, "project_id", self.os_project_id)
+        return self
 
     @property
     def dcs_auth_mode(self) -> Literal["aksk", "iam", "token"] | None:

@@ -1,11 +1,11 @@
 """The DCS client's exception tree. Messages never carry credentials.
 
-    DcsError
-    ├── DcsApiError            DCS answered with an error body (error_code, error_msg)
-    │   ├── DcsAuthError       401/403: credentials wrong or not allowed
-    │   └── DcsNotFoundError   404: unknown project or instance
-    ├── DcsUnavailableError    429/5xx/timeouts/connection errors, after the retries ran out
-    └── DcsBadResponseError    a body that is not the JSON the reference describes
+DcsError
+├── DcsApiError            DCS answered with an error body (error_code, error_msg)
+│   ├── DcsAuthError       401/403: credentials wrong or not allowed
+│   └── DcsNotFoundError   404: unknown project or instance
+├── DcsUnavailableError    429/5xx/timeouts/connection errors, after the retries ran out
+└── DcsBadResponseError    a body that is not the JSON the reference describes
 """
 
 from __future__ import annotations
@@ -18,13 +18,20 @@ class DcsError(Exception):
 class DcsApiError(DcsError):
     """DCS answered with an error status and (usually) an error body."""
 
-    def __init__(self, status_code: int, error_code: str | None, error_msg: str | None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        error_code: str | None,
+        error_msg: str | None,
+        *,
+        service: str = "DCS",
+    ) -> None:
         self.status_code = status_code
         self.error_code = error_code
         self.error_msg = error_msg
         code = f" {error_code}" if error_code else ""
         msg = f": {error_msg}" if error_msg else ""
-        super().__init__(f"DCS answered HTTP {status_code}{code}{msg}")
+        super().__init__(f"{service} answered HTTP {status_code}{code}{msg}")
 
 
 class DcsAuthError(DcsApiError):
