@@ -144,13 +144,30 @@ def test_exactly_the_threshold_still_posts_one_message_each(harness: Harness) ->
 
 
 def test_subscriptions_route_alerts_to_their_channel_once(harness: Harness) -> None:
-    """An alert goes to the alert channel and to each matching subscriber channel, once each."""
+    """An alert goes to each matching subscriber channel once, and not to the alert channel."""
     store = harness.parts.store
     store.add_subscription(Subscription("C0TEAM", "cache-prod", statuses=("EXECUTING",)))
     store.add_subscription(Subscription("C0TEAM2", "*", names=("BindEip",)))
-    store.add_subscription(Subscription(ALERTS, PROD))
+    store.add_subscription(Subscription("C0TEAM3", PROD))
     harness.cycle()
     harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    harness.sim.add_task(PROD, "BindEip", "SUCCESS")
+    harness.sim.add_task("11111111-1111-4111-8111-111111111111", "UpdatePort", "SUCCESS")
+
+    harness.cycle()
+
+    by_channel: dict[str, int] = {}
+    for call in harness.slack_calls("chat.postMessage"):
+        by_channel[call.params["channel"]] = by_channel.get(call.params["channel"], 0) + 1
+    assert by_channel == {"C0TEAM": 1, "C0TEAM2": 1, "C0TEAM3": 3}
+
+
+def test_alerts_no_subscription_takes_go_to_the_alert_channel(harness: Harness) -> None:
+    """DCS_ALERT_CHANNEL receives every alert not routed elsewhere."""
+    harness.parts.store.add_subscription(Subscription("C0TEAM", "*", names=("BindEip",)))
+    harness.cycle()
+    harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    harness.sim.add_task(PROD, "BindEip", "EXECUTING")
 
     harness.cycle()
 
