@@ -143,13 +143,12 @@ class StateStore(Protocol):
         ...
 
     def delivery_done(self, delivery_id: int, ts: str | None = None) -> None:
-        """Remove a delivered item; for a ``post`` with a task, remember ``ts`` as the task's
-        message in that channel, in the same transaction."""
+        """Remove a delivered item; when ``ts`` is given and the item has a task, remember ``ts``
+        as the task's message in that channel, in the same transaction (a post, or an update or
+        reply that had to be posted as a new message)."""
         ...
 
-    def delivery_failed(
-        self, delivery_id: int, error: str, next_try_at: datetime | None
-    ) -> None:
+    def delivery_failed(self, delivery_id: int, error: str, next_try_at: datetime | None) -> None:
         """Record a failed attempt: retry at ``next_try_at``, or drop it when that is None
         (a final failure, kept only in the log)."""
         ...
