@@ -136,7 +136,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "serve": "serve",
         "poll": "poll-dry-run" if args.command == "poll" and args.dry_run else "poll",
         "tasks": "tasks",
-    }.get(command)  # type: ignore[assignment]  # the dict maps to Command literals
+    }.get(command)
     settings = _settings(env, required)
     configure_logging(settings.log_level, _secrets(settings))
     if command == "poll":

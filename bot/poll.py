@@ -260,20 +260,20 @@ class Poller:
         changes: list[Change] = []
         new_cursors: list[InstanceCursor] = []
         errors: dict[str, str] = {}
-        for result in fetched:
-            iid = result.instance.instance_id
-            cursor = cursors.get(iid) or InstanceCursor(iid, result.instance.name, baselined=False)
-            if result.tasks is None:
-                errors[iid] = result.error or "unknown error"
+        for answer in fetched:
+            iid = answer.instance.instance_id
+            cursor = cursors.get(iid) or InstanceCursor(iid, answer.instance.name, baselined=False)
+            if answer.tasks is None:
+                errors[iid] = answer.error or "unknown error"
                 new_cursors.append(
-                    replace(cursor, name=result.instance.name, last_error=result.error)
+                    replace(cursor, name=answer.instance.name, last_error=answer.error)
                 )
                 continue
             changes += diff(
-                result.instance, previous[iid], result.tasks, baselined=cursor.baselined
+                answer.instance, previous[iid], answer.tasks, baselined=cursor.baselined
             )
             new_cursors.append(
-                InstanceCursor(iid, result.instance.name, True, last_polled_at=now, last_error=None)
+                InstanceCursor(iid, answer.instance.name, True, last_polled_at=now, last_error=None)
             )
 
         deliveries = plan_deliveries(
