@@ -99,6 +99,7 @@ def run_demo(console: Console, *, pause: float = 0.6) -> int:
                     "EXECUTING",
                     details=EXTEND_DETAILS,
                     user_name="alice",
+                    created_at=datetime.now(UTC) - timedelta(minutes=4, seconds=12),
                 )
 
             story.step("cache-prod is resized from 0.125 GB to 0.25 GB", start_resize)
@@ -111,7 +112,11 @@ def run_demo(console: Console, *, pause: float = 0.6) -> int:
             def start_swap() -> None:
                 nonlocal swap
                 swap = sim.add_task(
-                    ids["cache-staging"], "masterStandbySwapJob", "EXECUTING", user_name="bob"
+                    ids["cache-staging"],
+                    "masterStandbySwapJob",
+                    "EXECUTING",
+                    user_name="bob",
+                    created_at=datetime.now(UTC) - timedelta(seconds=95),
                 )
 
             story.step("A master/standby switchover starts on cache-staging", start_swap)
