@@ -1,0 +1,158 @@
+"""Production HTTP for ``serve``: waitress hosting ``POST /slack/events`` (Bolt) and ``/healthz``.
+
+Every Slack request passes Bolt's signature check first (bad or older than 5 minutes: 401).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import waitress
+from slack_bolt import App, BoltResponse
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from waitress import wasyncore
+
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+#: Slack payloads are a few KB; refuse anything far larger before it is read.
+MAX_BODY_BYTES = 1024 * 1024
+
+HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
+
+
+def _answer_ssl_check(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Slack's ssl_check ping, answered only after the signature was verified."""
+    if body.get("ssl_check") == "1":
+        return BoltResponse(status=200, body="")
+    return next()
+
+
+def build_bolt_app(settings: Settings, client: WebClient) -> App:
+    """The Bolt app for HTTP mode (or Socket Mode), on ``client`` (which carries the bot token).
+
+    Listeners run in Bolt's thread pool after ``ack()`` (``process_before_response=False``).
+    The token is not checked while building (no network at start-up): Bolt calls ``auth.test``
+    once, on the first request. Bolt's own ssl_check shortcut is replaced by one that runs after
+    the signature check, so an unsigned request never gets anything but 401.
+    """
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    if not secret and not settings.socket_mode:
+        raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify requests from Slack")
+    app = App(
+        signing_secret=secret,  # Bolt skips the check for Socket Mode requests only
+        client=client,
+        process_before_response=False,
+        token_verification_enabled=False,
+        request_verification_enabled=True,
+        ssl_check_enabled=False,
+        logger=logging.getLogger("slack_bolt.App"),
+    )
+    app.use(_answer_ssl_check)
+    return app
+
+
+def start_socket_mode(app: App, app_token: str) -> Callable[[], None]:
+    """Connect ``app`` to Slack over Socket Mode in background threads; returns ``stop``.
+
+    Untested here (Slack cannot be reached from the test machine).
+    """
+    handler = SocketModeHandler(app, app_token)
+    handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
+    return handler.close
+
+
+def _respond(
+    start_response: StartResponse, status: str, body: bytes, content_type: str
+) -> Iterable[bytes]:
+    start_response(
+        status,
+        [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
+    """Route ``POST /slack/events`` to Bolt and ``GET /healthz`` to ``health``; 404 otherwise.
+
+    Without a Bolt app (Socket Mode) only ``/healthz`` is served.
+    """
+    slack = SlackRequestHandler(bolt_app, path=EVENTS_PATH) if bolt_app is not None else None
+
+    def wsgi_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            try:
+                code, report = health()
+            except Exception:
+                logger.exception("health check failed")
+                code, report = 503, {"status": "error"}
+            status = "200 OK" if code == 200 else f"{code} Service Unavailable"
+            body = json.dumps(report).encode()
+            return _respond(start_response, status, body, "application/json")
+        if slack is not None and path == EVENTS_PATH and method == "POST":
+            return slack(environ, start_response)
+        return _respond(start_response, "404 Not Found", b"Not Found", "text/plain; charset=utf-8")
+
+    return wsgi_app
+
+
+class HttpServer:
+    """A waitress server in a background thread, stoppable from another thread."""
+
+    def __init__(self, wsgi_app: WSGIApplication, host: str = "0.0.0.0", port: int = 3000) -> None:  # noqa: S104 - a web dyno listens on every interface
+        self._app = wsgi_app
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> int:
+        """Bind and serve in a daemon thread; returns the bound port (``port=0`` picks one)."""
+        self._server = waitress.create_server(
+            self._app,
+            host=self._host,
+            port=self._port,
+            ident="dcs-tasks-bot",
+            max_request_body_size=MAX_BODY_BYTES,
+            clear_untrusted_proxy_headers=True,
+        )
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._thread.start()
+        port = getattr(self._server, "effective_port", None)
+        if port is None:  # several sockets (not seen here): the first one's port
+            port = self._server.effective_listen[0][1]
+        port = int(port)
+        logger.info("HTTP listening on %s:%d", self._host, port)
+        return port
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every connection, and wait for the worker threads."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        trigger = getattr(server, "trigger", None)
+        if trigger is not None:
+            # Closing the sockets from the loop's own thread ends its loop cleanly.
+            trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            thread.join(timeout)
+            server.task_dispatcher.shutdown(timeout=timeout)
+        else:  # several sockets (a host name with IPv4 and IPv6): waitress's own close
+            server.close()
+            thread.join(timeout)

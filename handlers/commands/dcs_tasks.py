@@ -1,0 +1,190 @@
+"""The ``/dcs-tasks`` listener: ack at once, then check access, parse, and answer ephemerally."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt import Ack, Respond
+
+from bot import render
+from bot.errors import DcsError
+from bot.health import health_report
+from bot.query import TaskQuery, run_query
+from handlers.access import admin_refusal, query_refusal
+from handlers.commands import replies
+from handlers.commands.parse import (
+    BotStatus,
+    Command,
+    Help,
+    ListInstances,
+    ListSubscriptions,
+    ListTasks,
+    ParseError,
+    ShowTask,
+    Subscribe,
+    Unsubscribe,
+    parse,
+)
+from handlers.deps import Deps
+from state.base import StateError, Subscription
+
+logger = logging.getLogger(__name__)
+
+
+def make_dcs_tasks(deps: Deps) -> Callable[..., None]:
+    """The Bolt listener of ``/dcs-tasks``, bound to ``deps``."""
+
+    def dcs_tasks(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        ack()
+        message = answer(
+            deps,
+            _unescape(str(command.get("text") or "")),
+            user_id=str(command.get("user_id") or ""),
+            channel_id=str(command.get("channel_id") or ""),
+        )
+        replies.send_ephemeral(respond, message)
+
+    return dcs_tasks
+
+
+def _unescape(text: str) -> str:
+    """Slack sends ``&``, ``<`` and ``>`` of the typed text as entities."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def answer(deps: Deps, text: str, *, user_id: str, channel_id: str) -> render.Message:
+    """The reply to ``/dcs-tasks text`` from ``user_id`` in ``channel_id``; never raises."""
+    refusal = query_refusal(deps.settings, user_id=user_id, channel_id=channel_id)
+    if refusal:
+        return replies.notice(refusal)
+    command = parse(text)
+    if isinstance(command, ParseError):
+        return replies.usage_error(command)
+    try:
+        return _run(deps, command, user_id=user_id, channel_id=channel_id)
+    except DcsError as exc:
+        logger.warning("/dcs-tasks %s: DCS failed: %s", type(command).__name__, exc)
+        return replies.dcs_error(exc)
+    except StateError as exc:
+        logger.warning("/dcs-tasks %s: state store failed: %s", type(command).__name__, exc)
+        return replies.notice(
+            ":warning: The bot cannot read its state store right now; try again in a minute."
+        )
+    except Exception:
+        logger.exception("/dcs-tasks %s failed", type(command).__name__)
+        return replies.unexpected()
+
+
+def _run(deps: Deps, command: Command, *, user_id: str, channel_id: str) -> render.Message:
+    match command:
+        case Help():
+            return replies.help_message()
+        case ListTasks():
+            return _list(deps, command)
+        case ShowTask(task_id=task_id):
+            return _show(deps, task_id)
+        case ListInstances():
+            return _instances(deps)
+        case BotStatus():
+            return _status(deps)
+        case ListSubscriptions():
+            return replies.subscription_list(
+                deps.store.subscriptions(channel_id),
+                _names(deps),
+                channel=channel_id,
+                alert_channel=deps.settings.alert_channel,
+            )
+        case Subscribe() | Unsubscribe():
+            refusal = admin_refusal(deps.settings, user_id=user_id)
+            if refusal:
+                return replies.notice(refusal)
+            if isinstance(command, Subscribe):
+                return _subscribe(deps, command, user_id=user_id, channel_id=channel_id)
+            return _unsubscribe(deps, command, channel_id=channel_id)
+
+
+def _names(deps: Deps) -> dict[str, str]:
+    try:
+        return {i.instance_id: i.name for i in deps.watched()}
+    except DcsError:
+        return {}
+
+
+def _list(deps: Deps, command: ListTasks) -> render.Message:
+    watched = deps.watched()
+    targets = watched
+    if command.instance is not None:
+        instance = deps.find_instance(command.instance)
+        if instance is None:
+            return replies.unknown_instance(command.instance, watched)
+        targets = [instance]
+        command = replace(command, instance=instance.instance_id)
+    query = TaskQuery(
+        since=command.since, status=command.status, name=command.name, limit=command.limit
+    )
+    result = run_query(deps.dcs, targets, query, now=deps.clock())
+    return replies.task_list(result, command, {i.instance_id: i.name for i in watched})
+
+
+def _show(deps: Deps, task_id: str) -> render.Message:
+    found = deps.lookup_task(task_id)
+    name = deps.instance_name(found.task.instance_id) if found.task else None
+    return replies.looked_up(found, task_id, name)
+
+
+def _instances(deps: Deps) -> render.Message:
+    watched = deps.watched()
+    try:
+        live = {i.instance_id: i for i in deps.dcs.list_instances()}
+        note = None
+    except DcsError as exc:
+        live, note = {}, f"Statuses as last resolved: {replies.dcs_problem(exc)}"
+    instances = [live.get(i.instance_id, i) for i in watched]
+    message = replies.instance_list(instances, deps.store.cursors(), now=deps.clock())
+    return replies.with_note(message, note) if note else message
+
+
+def _status(deps: Deps) -> render.Message:
+    code, report = health_report(
+        deps.store,
+        poll_interval=deps.settings.poll_interval,
+        started_at=deps.started_at,
+        now=deps.clock(),
+        version=deps.version,
+    )
+    return replies.bot_status(code, report, started_at=deps.started_at)
+
+
+def _subscribe(deps: Deps, command: Subscribe, *, user_id: str, channel_id: str) -> render.Message:
+    target = command.instance
+    if target != "*":
+        instance = deps.find_instance(target)
+        if instance is None:
+            return replies.unknown_instance(target, deps.watched())
+        target = instance.instance_id  # stable when the instance is renamed
+    subscription = Subscription(
+        channel=channel_id,
+        instance=target,
+        statuses=command.statuses,
+        names=command.names,
+        created_by=user_id,
+    )
+    deps.store.add_subscription(subscription)
+    return replies.subscribed(subscription, _names(deps))
+
+
+def _unsubscribe(deps: Deps, command: Unsubscribe, *, channel_id: str) -> render.Message:
+    target = command.instance
+    wanted = {target.casefold()}
+    instance = deps.find_instance(target) if target != "*" else None
+    if instance is not None:
+        target = instance.instance_id
+        wanted |= {instance.instance_id.casefold(), instance.name.casefold()}
+    removed = False
+    for subscription in deps.store.subscriptions(channel_id):
+        if subscription.instance.casefold() in wanted:
+            removed |= deps.store.remove_subscription(channel_id, subscription.instance)
+    return replies.unsubscribed(target, _names(deps), removed=removed)

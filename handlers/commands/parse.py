@@ -1,0 +1,259 @@
+"""The grammar of ``/dcs-tasks``: text in, a typed command or a one-line ``ParseError`` out.
+
+Pure and total: any text gives a value, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.config import parse_duration
+
+DEFAULT_SINCE = timedelta(hours=24)
+MAX_SINCE = timedelta(days=366)
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+
+USAGE: dict[str, str] = {
+    "help": "/dcs-tasks help",
+    "list": "/dcs-tasks list [INSTANCE] [status:S] [name:N] [since:24h] [limit:N]",
+    "show": "/dcs-tasks show TASK_ID",
+    "instances": "/dcs-tasks instances",
+    "status": "/dcs-tasks status",
+    "subscribe": "/dcs-tasks subscribe INSTANCE|* [status:S,...] [name:N,...]",
+    "unsubscribe": "/dcs-tasks unsubscribe INSTANCE|*",
+    "subscriptions": "/dcs-tasks subscriptions",
+}
+FULL_USAGE = "\n".join(USAGE.values())
+
+_DIGITS = re.compile(r"[0-9]{1,7}")
+_QUOTE_MAX = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """``help`` or the empty command: usage with examples."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListTasks:
+    """``list``: recent tasks of one watched instance (or all of them), filtered."""
+
+    instance: str | None = None
+    status: str | None = None
+    name: str | None = None
+    since: timedelta = DEFAULT_SINCE
+    limit: int = DEFAULT_LIMIT  # 0 = all
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTask:
+    """``show TASK_ID``: one task with all its details."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListInstances:
+    """``instances``: the watched instances, their status and last poll."""
+
+
+@dataclass(frozen=True, slots=True)
+class BotStatus:
+    """``status``: the bot's own health."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """``subscribe``: route matching alerts to the current channel."""
+
+    instance: str
+    statuses: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """``unsubscribe``: stop routing an instance's alerts to the current channel."""
+
+    instance: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListSubscriptions:
+    """``subscriptions``: what the current channel is subscribed to."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """What is wrong with the text (one line of Slack mrkdwn) and the usage that applies."""
+
+    reason: str
+    usage: str = FULL_USAGE
+
+
+Command = (
+    Help
+    | ListTasks
+    | ShowTask
+    | ListInstances
+    | BotStatus
+    | Subscribe
+    | Unsubscribe
+    | ListSubscriptions
+)
+_Parser = Callable[[list[str]], Command]
+
+
+def quote(token: str) -> str:
+    """``token`` as safe inline code for Slack: printable, no backticks, escaped, shortened."""
+    clean = "".join(c if c.isprintable() and c != "`" else "?" for c in token)
+    if len(clean) > _QUOTE_MAX:
+        clean = clean[: _QUOTE_MAX - 1] + "…"
+    clean = clean.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"`{clean}`"
+
+
+class _Invalid(Exception):
+    """Internal: a reason the arguments of one subcommand are wrong."""
+
+
+def _split_args(tokens: list[str], keys: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    for token in tokens:
+        key, colon, value = token.partition(":")
+        if not colon:
+            positional.append(token)
+            continue
+        key = key.lower()
+        if key not in keys:
+            known = ", ".join(f"{k}:" for k in keys) or "no options"
+            raise _Invalid(f"unknown option {quote(token)} (this command takes {known})")
+        if not value:
+            raise _Invalid(f"{key}: needs a value, e.g. {_EXAMPLES[key]}")
+        if key in options:
+            raise _Invalid(f"{key}: is given twice")
+        options[key] = value
+    return positional, options
+
+
+_EXAMPLES = {
+    "status": "status:FAILED",
+    "name": "name:EXTEND",
+    "since": "since:24h",
+    "limit": "limit:50",
+}
+
+
+def _given(positional: list[str]) -> str:
+    return " ".join(quote(p) for p in positional[:3]) + (" …" if len(positional) > 3 else "")
+
+
+def _at_most_one(positional: list[str], what: str) -> str | None:
+    if len(positional) > 1:
+        raise _Invalid(f"give one {what} at most (got {_given(positional)})")
+    return positional[0] if positional else None
+
+
+def _exactly_one(positional: list[str], what: str) -> str:
+    if len(positional) != 1:
+        got = f" (got {_given(positional)})" if positional else ""
+        raise _Invalid(f"give exactly one {what}{got}")
+    return positional[0]
+
+
+def _since(value: str) -> timedelta:
+    try:
+        since = parse_duration(value)
+    except (ValueError, OverflowError):
+        raise _Invalid(
+            f"since: must be a duration such as 90m, 24h or 7d (got {quote(value)})"
+        ) from None
+    if since > MAX_SINCE:
+        raise _Invalid(f"since: must be at most {MAX_SINCE.days}d (got {quote(value)})")
+    return since
+
+
+def _limit(value: str) -> int:
+    if not _DIGITS.fullmatch(value) or int(value) > MAX_LIMIT:
+        raise _Invalid(
+            f"limit: must be a whole number from 0 to {MAX_LIMIT}, 0 = all (got {quote(value)})"
+        )
+    return int(value)
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part for part in value.split(",") if part)
+
+
+def _parse_list(args: list[str]) -> ListTasks:
+    positional, options = _split_args(args, ("status", "name", "since", "limit"))
+    return ListTasks(
+        instance=_at_most_one(positional, "INSTANCE"),
+        status=options["status"].upper() if "status" in options else None,
+        name=options.get("name"),
+        since=_since(options["since"]) if "since" in options else DEFAULT_SINCE,
+        limit=_limit(options["limit"]) if "limit" in options else DEFAULT_LIMIT,
+    )
+
+
+def _parse_subscribe(args: list[str]) -> Subscribe:
+    positional, options = _split_args(args, ("status", "name"))
+    return Subscribe(
+        instance=_exactly_one(positional, "INSTANCE (or * for every instance)"),
+        statuses=tuple(s.upper() for s in _csv(options.get("status", ""))),
+        names=_csv(options.get("name", "")),
+    )
+
+
+def _no_args(make: Command) -> _Parser:
+    def parse_no_args(args: list[str]) -> Command:
+        if args:
+            raise _Invalid(f"this command takes no arguments (got {quote(args[0])})")
+        return make
+
+    return parse_no_args
+
+
+def _one_positional(make: type[ShowTask] | type[Unsubscribe], what: str) -> _Parser:
+    def parse_one(args: list[str]) -> Command:
+        positional, _ = _split_args(args, ())
+        return make(_exactly_one(positional, what))
+
+    return parse_one
+
+
+_PARSERS = {
+    "help": _no_args(Help()),
+    "list": _parse_list,
+    "show": _one_positional(ShowTask, "TASK_ID"),
+    "instances": _no_args(ListInstances()),
+    "status": _no_args(BotStatus()),
+    "subscribe": _parse_subscribe,
+    "unsubscribe": _one_positional(Unsubscribe, "INSTANCE (or *)"),
+    "subscriptions": _no_args(ListSubscriptions()),
+}
+
+
+def parse(text: str) -> Command | ParseError:
+    """Parse the text after ``/dcs-tasks``; a first word that is no subcommand means ``list``."""
+    tokens = text.split()
+    if not tokens:
+        return Help()
+    word, args = tokens[0].lower(), tokens[1:]
+    parser = _PARSERS.get(word)
+    if parser is None:
+        try:
+            return _parse_list(tokens)
+        except _Invalid as problem:
+            if ":" in tokens[0]:  # options without ``list``: the list grammar applies
+                return ParseError(str(problem), USAGE["list"])
+            return ParseError(f"unknown command {quote(tokens[0])}")
+    try:
+        return parser(args)
+    except _Invalid as problem:
+        return ParseError(str(problem), USAGE[word])

@@ -1,0 +1,412 @@
+"""The Block Kit replies of ``/dcs-tasks``: one pure function per kind of answer.
+
+Each returns a :class:`bot.render.Message` (text fallback + blocks) inside Slack's limits
+(at most 50 blocks, 3000 characters per section); every value from DCS or the user is escaped.
+Task ``params`` are never read here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_bolt import Respond
+
+from bot.errors import (
+    DcsApiError,
+    DcsAuthError,
+    DcsBadResponseError,
+    DcsError,
+    DcsNotFoundError,
+    DcsUnavailableError,
+)
+from bot.models import Instance, Task
+from bot.query import QueryResult
+from bot.render import (
+    Message,
+    format_duration,
+    instance_display,
+    status_emoji,
+    task_details,
+    task_label,
+)
+from handlers.commands.parse import FULL_USAGE, ListTasks, ParseError, quote
+from handlers.deps import TaskLookup
+from state.base import InstanceCursor, Subscription
+
+logger = logging.getLogger(__name__)
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_TEXT = 3000
+#: Most tasks one ``list`` reply shows; the rest are counted in "and N more".
+MAX_LISTED = 50
+_MAX_VALUE = 300
+_DATE_TOKEN = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+
+EXAMPLES = (
+    ("/dcs-tasks list", "recent tasks of every watched instance (last 24h, 20 at most)"),
+    ("/dcs-tasks cache-prod status:FAILED since:7d", "failed tasks of one instance this week"),
+    ("/dcs-tasks list name:EXTEND limit:0", "every resize of the last 24h"),
+    ("/dcs-tasks show TASK_ID", "one task with all its details"),
+    ("/dcs-tasks instances", "the watched instances and their last poll"),
+    ("/dcs-tasks status", "the bot's own health"),
+    ("/dcs-tasks subscribe * status:FAILED", "send failures of every instance to this channel"),
+    ("/dcs-tasks unsubscribe *", "stop that again"),
+    ("/dcs-tasks subscriptions", "what this channel receives"),
+)
+
+
+def send_ephemeral(
+    respond: Respond, message: Message, *, replace_original: bool | None = None
+) -> None:
+    """Answer through the ``response_url``, visible to the asking user only."""
+    response = respond(
+        text=message.text,
+        blocks=message.blocks,
+        response_type="ephemeral",
+        replace_original=replace_original,
+    )
+    if response.status_code != 200:
+        logger.warning("Slack refused a reply: HTTP %s %s", response.status_code, response.body)
+
+
+# --- small pieces ----------------------------------------------------------------------------
+
+
+def esc(value: object) -> str:
+    """A value for mrkdwn: ``&``, ``<``, ``>`` escaped, clipped, lone surrogates replaced."""
+    text = str(value).encode("utf-8", "replace").decode("utf-8")
+    if len(text) > _MAX_VALUE:
+        text = text[: _MAX_VALUE - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    start = cut.rfind("<")  # never cut inside a <!date…> or <@U…> token
+    if start != -1 and ">" not in cut[start:]:
+        cut = cut[:start]
+    return cut + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text, MAX_SECTION)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _fit(text, MAX_SECTION)}]}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": _fit(text, 150)}}
+
+
+def _message(text: str, blocks: list[dict[str, Any]]) -> Message:
+    return Message(text=_fit(text, MAX_TEXT), blocks=blocks[:MAX_BLOCKS])
+
+
+def _date(when: datetime) -> str:
+    """A Slack date token: the reader's time zone, with a UTC fallback."""
+    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    return f"{format_duration((now - when).total_seconds())} ago"
+
+
+def _span(since: timedelta) -> str:
+    """``since`` as typed: ``24h``, ``7d``, ``90m``."""
+    seconds = int(since.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and (unit != "d" or seconds > 86400):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _plain(mrkdwn: str) -> str:
+    """Rough plain text of mrkdwn for the notification fallback (date tokens as their text)."""
+    return _DATE_TOKEN.sub(r"\1", mrkdwn).replace("*", "").replace("`", "")
+
+
+# --- help and refusals -----------------------------------------------------------------------
+
+
+def help_message() -> Message:
+    """``help``: every subcommand with an example."""
+    lines = [f"`{command}`  {what}" for command, what in EXAMPLES]
+    blocks = [
+        _section("*/dcs-tasks* answers questions about DCS background tasks. Only you see it."),
+        _section("*Usage*\n```" + FULL_USAGE + "```"),
+        _section("*Examples*\n" + "\n".join(lines)),
+        _context("INSTANCE is a watched instance's name or ID. Times: 90m, 24h, 7d."),
+    ]
+    return _message("/dcs-tasks usage:\n" + FULL_USAGE, blocks)
+
+
+def usage_error(error: ParseError) -> Message:
+    """Wrong input: the reason on one line, then the usage that applies."""
+    blocks = [
+        _section(f":warning: {error.reason}"),
+        _section("```" + error.usage + "```"),
+    ]
+    return _message(f"{_plain(error.reason)}\nUsage: {error.usage}", blocks)
+
+
+def notice(line: str) -> Message:
+    """A one-line answer (a refusal, a confirmation, "not found")."""
+    return _message(_plain(line), [_section(line)])
+
+
+def unknown_instance(wanted: str, watched: Sequence[Instance]) -> Message:
+    """A named instance that is not watched, with the ones that are."""
+    names = ", ".join(esc(i.name) for i in watched[:15]) + (", …" if len(watched) > 15 else "")
+    return notice(
+        f":mag: No watched instance is called {quote(wanted)}. "
+        f"Watched: {names or 'none'}. See `/dcs-tasks help`."
+    )
+
+
+def dcs_problem(exc: DcsError) -> str:
+    """A DCS failure as one short human sentence with the DCS error code, if there is one."""
+    if isinstance(exc, DcsApiError):
+        code = f"{esc(exc.error_code)}: " if exc.error_code else f"HTTP {exc.status_code}: "
+        detail = code + esc(exc.error_msg or "no reason given")
+        if isinstance(exc, DcsAuthError):
+            return f"DCS refused the bot's credentials ({detail}); ask an admin to check them."
+        if isinstance(exc, DcsNotFoundError):
+            return f"DCS does not know that project or instance ({detail})."
+        return f"DCS refused the request ({detail})."
+    if isinstance(exc, DcsUnavailableError):
+        status = f"HTTP {exc.status_code}" if exc.status_code else "no answer"
+        return f"DCS is not answering right now ({status}, after retries); try again in a minute."
+    if isinstance(exc, DcsBadResponseError):
+        return "DCS sent an answer the bot cannot read; try again in a minute."
+    return f"DCS: {esc(exc)}"
+
+
+def dcs_error(exc: DcsError) -> Message:
+    """A DCS failure as a reply."""
+    return notice(f":warning: {dcs_problem(exc)}")
+
+
+def unexpected() -> Message:
+    """Something broke inside the bot (the details are in its log)."""
+    return notice(
+        ":warning: Sorry, something went wrong on the bot's side; the details are in its log."
+    )
+
+
+# --- list ------------------------------------------------------------------------------------
+
+
+def _task_line(task: Task, names: Mapping[str, str]) -> str:
+    instance = esc(instance_display(task.instance_id, names.get(task.instance_id)))
+    when = f" · {_date(task.created_at)}" if task.created_at else ""
+    return (
+        f"{status_emoji(task.status)} *{esc(task_label(task.name))}* "
+        f"{esc(task.status or 'UNKNOWN')} · {instance}{when} · `{esc(task.id)}`"
+    )
+
+
+def _describe(query: ListTasks, names: Mapping[str, str]) -> str:
+    where = (
+        f"*{esc(names.get(query.instance, query.instance))}*"
+        if query.instance
+        else "all watched instances"
+    )
+    parts = [f"on {where} in the last {_span(query.since)}"]
+    if query.status:
+        parts.append(f"status {esc(query.status)}")
+    if query.name:
+        parts.append(f"name {esc(query.name)}")
+    return " · ".join(parts)
+
+
+def task_list(result: QueryResult, query: ListTasks, names: Mapping[str, str]) -> Message:
+    """``list``: one line per task, newest first, packed into sections; "and N more" when cut."""
+    noun = "task" if result.total == 1 else "tasks"
+    title = f"{result.total} DCS {noun} {_describe(query, names)}"
+    blocks: list[dict[str, Any]] = [_section(f":clipboard: {title}")]
+    sections: list[str] = []
+    shown = 0
+    for task in result.tasks[:MAX_LISTED]:
+        line = _task_line(task, names)
+        if sections and len(sections[-1]) + 1 + len(line) <= MAX_SECTION:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line)
+        shown += 1
+    blocks += [_section(text) for text in sections]
+    for instance_id, problem in list(result.errors.items())[:5]:
+        name = esc(names.get(instance_id, instance_id))
+        blocks.append(_context(f":warning: Could not read *{name}*: {esc(problem)}"))
+    if shown == 0 and not result.errors:
+        blocks.append(_context("Nothing matched. Widen it with since: (e.g. since:7d)."))
+    if result.total > shown:
+        blocks.append(
+            _context(f"… and {result.total - shown} more — narrow it with since:/status:")
+        )
+    lines = [title] + [_plain(_task_line(t, names)) for t in result.tasks[:10]]
+    return _message("\n".join(lines), blocks)
+
+
+# --- show ------------------------------------------------------------------------------------
+
+
+def task_not_found(task_id: str) -> Message:
+    """``show`` of a task neither remembered nor listed by DCS."""
+    return notice(
+        f":mag: No task {quote(task_id)} in the watched instances (the bot remembers "
+        "finished tasks for DCS_RETENTION and searches DCS over DCS_LOOKBACK)."
+    )
+
+
+def looked_up(found: TaskLookup, task_id: str, instance_name: str | None) -> Message:
+    """``show`` and "Details": every detail of the task found, noting when it is not live."""
+    if found.task is None:
+        return dcs_error(found.problem) if found.problem else task_not_found(task_id)
+    message = task_details(found.task, instance_name)
+    if found.live:
+        return message
+    why = dcs_problem(found.problem) if found.problem else "DCS no longer lists it."
+    return with_note(message, f"As the bot last saw it. {why}")
+
+
+def with_note(message: Message, note: str) -> Message:
+    """``message`` with a context line added at the end."""
+    blocks = [*message.blocks[: MAX_BLOCKS - 1], _context(note)]
+    return Message(text=message.text, blocks=blocks)
+
+
+# --- instances and status --------------------------------------------------------------------
+
+
+def instance_list(
+    instances: Sequence[Instance], cursors: Mapping[str, InstanceCursor], *, now: datetime
+) -> Message:
+    """``instances``: each watched instance with its DCS status and last poll."""
+    noun = "instance" if len(instances) == 1 else "instances"
+    blocks: list[dict[str, Any]] = [_section(f":card_file_box: {len(instances)} watched {noun}")]
+    lines = []
+    for instance in instances[: MAX_BLOCKS - 2]:
+        cursor = cursors.get(instance.instance_id)
+        polled = _ago(cursor.last_polled_at if cursor else None, now)
+        engine = f" · {esc(instance.engine)}" if instance.engine else ""
+        text = (
+            f"*{esc(instance.name)}* (`{esc(instance.instance_id)}`){engine} · "
+            f"{esc(instance.status or 'status unknown')}\nLast poll: {polled}"
+        )
+        if cursor and cursor.last_error:
+            text += f"\n:warning: {esc(cursor.last_error)}"
+        blocks.append(_section(text))
+        lines.append(_plain(text.replace("\n", " · ")))
+    if len(instances) > MAX_BLOCKS - 2:
+        blocks.append(_context(f"… and {len(instances) - (MAX_BLOCKS - 2)} more"))
+    if not instances:
+        blocks.append(_context("No instance is watched: check DCS_INSTANCES."))
+    return _message("\n".join([f"{len(instances)} watched {noun}", *lines]), blocks)
+
+
+def bot_status(code: int, report: Mapping[str, Any], *, started_at: datetime) -> Message:
+    """``status``: the same facts as ``/healthz``, in words."""
+    state = report.get("status")
+    if code == 200 and state == "starting":
+        verdict = ":hourglass_flowing_sand: Starting: the first poll is still due."
+    elif code == 200:
+        verdict = ":white_check_mark: Healthy: polls are on time."
+    elif state == "state_unavailable":
+        verdict = ":x: The state store cannot be read."
+    else:
+        verdict = ":x: Polls are late."
+    last_success = report.get("last_success_at")
+    error = report.get("last_error")
+    error_text = "none"
+    if isinstance(error, Mapping) and error.get("message"):
+        error_text = esc(error["message"])
+        if error.get("at"):
+            error_text += f" (at {esc(error['at'])})"
+    facts = [
+        ("Last successful poll", esc(last_success) if last_success else "none yet"),
+        ("Last error", error_text),
+        ("Pending deliveries", esc(report.get("pending_deliveries", "unknown"))),
+        ("Poll interval", f"{esc(report.get('poll_interval'))}s"),
+        ("Version", esc(report.get("version"))),
+        ("Running since", _date(started_at)),
+    ]
+    fields = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in facts]
+    blocks = [_section(verdict), {"type": "section", "fields": fields}]
+    text = " · ".join([_plain(verdict), *(f"{n}: {_plain(v)}" for n, v in facts[:-1])])
+    return _message(text, blocks)
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+
+def _filters(subscription: Subscription) -> str:
+    parts = []
+    if subscription.statuses:
+        parts.append("status " + ", ".join(esc(s) for s in subscription.statuses))
+    if subscription.names:
+        parts.append("name " + ", ".join(esc(n) for n in subscription.names))
+    return "; ".join(parts) or "every task"
+
+
+def _target(instance: str, names: Mapping[str, str]) -> str:
+    if instance == "*":
+        return "*every instance*"
+    return f"*{esc(names.get(instance, instance))}*"
+
+
+def subscribed(subscription: Subscription, names: Mapping[str, str]) -> Message:
+    """The confirmation of ``subscribe``."""
+    return notice(
+        f":bell: This channel now gets alerts for {_target(subscription.instance, names)} "
+        f"({_filters(subscription)})."
+    )
+
+
+def unsubscribed(instance: str, names: Mapping[str, str], *, removed: bool) -> Message:
+    """The answer to ``unsubscribe``."""
+    if removed:
+        return notice(
+            f":no_bell: This channel no longer gets alerts for {_target(instance, names)}."
+        )
+    return notice(
+        f"This channel had no subscription for {_target(instance, names)}; "
+        "see `/dcs-tasks subscriptions`."
+    )
+
+
+def subscription_list(
+    subscriptions: Sequence[Subscription],
+    names: Mapping[str, str],
+    *,
+    channel: str,
+    alert_channel: str | None,
+) -> Message:
+    """``subscriptions``: what the current channel receives, and where every alert goes."""
+    lines = [
+        f"• {_target(s.instance, names)}: {_filters(s)}"
+        + (f" (by <@{esc(s.created_by)}>)" if s.created_by else "")
+        for s in subscriptions
+    ]
+    if lines:
+        head = f":bell: This channel gets alerts for {len(lines)} subscription(s):"
+    else:
+        head = "This channel has no subscriptions. Add one with `/dcs-tasks subscribe INSTANCE|*`."
+    blocks = [_section(head)]
+    for start in range(0, min(len(lines), 40 * 20), 20):
+        blocks.append(_section("\n".join(lines[start : start + 20])))
+    if alert_channel:
+        where = "this channel" if alert_channel == channel else f"<#{esc(alert_channel)}>"
+        blocks.append(_context(f"Every alert also goes to {where} (DCS_ALERT_CHANNEL)."))
+    return _message("\n".join([_plain(head), *map(_plain, lines[:20])]), blocks)

@@ -1,0 +1,215 @@
+"""The Slack side on real HTTP: waitress hosting the real Bolt app and listeners, wired to the DCS
+simulator, the fake Slack Web API and a real SQLite store; requests signed as Slack signs them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+
+from bot.config import Settings, load_settings
+from bot.dcs import DcsClient, RetryPolicy, make_http_client
+from bot.fake_slack import FakeSlack
+from bot.simulator import DcsSimulator
+from bot.watch import WatchedInstances
+from bot.web import HttpServer, build_bolt_app, make_wsgi_app
+from handlers import register_listeners
+from handlers.deps import Deps
+from state.sqlite import SqliteStore
+from tests.conftest import SLACK_TOKEN, bot_env
+
+SIGNING_SECRET = "signing-secret-0123456789"
+CHANNEL = "C0QUERIES"
+USER = "U0ALICE"
+PROD_ID = "11111111-1111-4111-8111-111111111111"
+STAGE_ID = "22222222-2222-4222-8222-222222222222"
+#: Attempts per DCS request in these tests (an injected fault with this count exhausts them).
+ATTEMPTS = 2
+
+
+class SlackStack:
+    """One bot's Slack side served on loopback; ``configure`` rebuilds it with other settings."""
+
+    def __init__(self, sim: DcsSimulator, slack: FakeSlack, state: Path) -> None:
+        self.sim, self.slack = sim, slack
+        self.store = SqliteStore(state)
+        self.state = state
+        self.http: httpx.Client | None = None
+        self.server: HttpServer | None = None
+        self.url = ""
+        self.started_at = datetime.now(UTC)
+        self.client = httpx.Client(timeout=10)
+        self.web = WebClient(token=SLACK_TOKEN, base_url=slack.url)
+
+    def configure(self, **extra: str) -> None:
+        """(Re)start the server with the bot environment plus ``extra`` variables."""
+        self.stop_server()
+        env = bot_env(self.sim, self.slack, self.state, **extra)
+        self.settings: Settings = load_settings(env)
+        self.http = make_http_client(self.settings)
+        retry = RetryPolicy(attempts=ATTEMPTS, base_delay=0.001, max_delay=0.002)
+        assert self.settings.project_id is not None
+        self.dcs = DcsClient(self.http, self.settings.project_id, retry=retry, sleep=lambda _: None)
+        self.deps = Deps(
+            settings=self.settings,
+            store=self.store,
+            dcs=self.dcs,
+            watched=WatchedInstances(self.dcs, self.settings.instances).get,
+            clock=lambda: datetime.now(UTC),
+            version="9.9.9-test",
+            started_at=self.started_at,
+        )
+        bolt = build_bolt_app(self.settings, WebClient(token=SLACK_TOKEN, base_url=self.slack.url))
+        register_listeners(bolt, self.deps)
+        self.server = HttpServer(make_wsgi_app(bolt, lambda: (200, {})), host="127.0.0.1", port=0)
+        self.url = f"http://127.0.0.1:{self.server.start()}"
+
+    def stop_server(self) -> None:
+        """Stop the HTTP server and the DCS client of the current configuration."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+    def close(self) -> None:
+        """Release everything."""
+        self.stop_server()
+        self.client.close()
+        self.store.close()
+
+    # -- sending what Slack sends ------------------------------------------------------------
+
+    def post_signed(
+        self, body: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET
+    ) -> httpx.Response:
+        """POST ``body`` to /slack/events signed with ``secret`` at ``timestamp`` (now)."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        assert signature is not None
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+        }
+        return self.client.post(f"{self.url}/slack/events", content=body, headers=headers)
+
+    def command_body(
+        self, text: str, *, user: str = USER, channel: str = CHANNEL
+    ) -> tuple[str, str]:
+        """A slash command body as Slack sends it, and its fresh response_url."""
+        response_url = self.slack.response_url()
+        fields = {
+            "token": "legacy-verification-token",
+            "team_id": "T0FAKETEAM",
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "queries",
+            "user_id": user,
+            "user_name": "alice",
+            "command": "/dcs-tasks",
+            "text": text,
+            "api_app_id": "A0DCSTASKS",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        }
+        return urlencode(fields), response_url
+
+    def command(self, text: str, *, user: str = USER, channel: str = CHANNEL) -> dict[str, Any]:
+        """Run ``/dcs-tasks text``: assert the empty 200 ack, return the ephemeral reply."""
+        body, response_url = self.command_body(text, user=user, channel=channel)
+        response = self.post_signed(body)
+        assert response.status_code == 200
+        assert response.text == ""
+        return self.reply(response_url)
+
+    def action_body(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        message_ts: str,
+        user: str = USER,
+        channel: str = CHANNEL,
+        ephemeral: bool = False,
+    ) -> tuple[str, str]:
+        """A block_actions payload for a button on the message ``message_ts``."""
+        response_url = self.slack.response_url()
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": "alice", "team_id": "T0FAKETEAM"},
+            "api_app_id": "A0DCSTASKS",
+            "token": "legacy-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel,
+                "is_ephemeral": ephemeral,
+            },
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "team": {"id": "T0FAKETEAM", "domain": "fake"},
+            "channel": {"id": channel, "name": "queries"},
+            "message": {"type": "message", "ts": message_ts, "text": "an alert"},
+            "response_url": response_url,
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "actions",
+                    "value": value,
+                    "type": "button",
+                    "action_ts": "1700000000.000200",
+                }
+            ],
+        }
+        return urlencode({"payload": json.dumps(payload)}), response_url
+
+    def click(self, action_id: str, value: str, *, message_ts: str, **how: Any) -> str:
+        """Click a button; assert the empty 200 ack; return the click's response_url."""
+        body, response_url = self.action_body(action_id, value, message_ts=message_ts, **how)
+        response = self.post_signed(body)
+        assert response.status_code == 200
+        assert response.text == ""
+        return response_url
+
+    def reply(self, response_url: str, *, count: int = 1, wait: float = 15.0) -> dict[str, Any]:
+        """The ``count``-th payload posted to ``response_url`` (waits, bounded)."""
+        return self.replies(response_url, count=count, wait=wait)[count - 1]
+
+    def replies(
+        self, response_url: str, *, count: int = 1, wait: float = 15.0
+    ) -> list[dict[str, Any]]:
+        """The payloads posted to ``response_url`` once there are ``count`` (waits, bounded)."""
+        deadline = time.monotonic() + wait
+        while True:
+            posted = self.slack.responses_to(response_url)
+            if len(posted) >= count or time.monotonic() > deadline:
+                assert len(posted) >= count, f"no reply posted to {response_url}"
+                return posted
+            time.sleep(0.01)
+
+
+def reply_text(payload: dict[str, Any]) -> str:
+    """Everything a user could read in a reply: its text and all of its blocks, as JSON."""
+    return json.dumps(payload, ensure_ascii=False)
+
+
+@pytest.fixture
+def stack(simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path) -> Iterator[SlackStack]:
+    """The Slack side with two instances, cache-prod and cache-stage, served on loopback."""
+    simulator.add_instance("cache-prod", instance_id=PROD_ID)
+    simulator.add_instance("cache-stage", instance_id=STAGE_ID, status="RESTARTING")
+    s = SlackStack(simulator, slack, tmp_path / "state.sqlite")
+    s.configure()
+    yield s
+    s.close()
