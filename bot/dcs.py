@@ -176,6 +176,7 @@ class DcsClient:
             retry_after: float | None = None
             bad_body = False
             status: int | None = None
+            error_code: str | None = None
             try:
                 response = self._http.get(path, params=params)
             except _TRANSIENT_ERRORS as exc:
@@ -196,8 +197,8 @@ class DcsClient:
                         reason = f"bad response body ({_short(exc)})"
                 elif status == 429 or status >= 500:
                     retry_after = _retry_after(response) if status == 429 else None
-                    code, _ = _error_fields(response)
-                    reason = f"HTTP {status}" + (f" {code}" if code else "")
+                    error_code, _ = _error_fields(response)
+                    reason = f"HTTP {status}" + (f" {error_code}" if error_code else "")
                 else:
                     _raise_for_client_error(response)
             if attempt == attempts:
@@ -217,7 +218,9 @@ class DcsClient:
         if bad_body:
             raise DcsBadResponseError(f"DCS kept answering {path} with {reason}")
         raise DcsUnavailableError(
-            f"DCS is unavailable: {reason} on {path} after {attempt} attempt(s)", status
+            f"DCS is unavailable: {reason} on {path} after {attempt} attempt(s)",
+            status,
+            error_code,
         )
 
     # -- instances ---------------------------------------------------------------------------

@@ -45,8 +45,11 @@ class DcsNotFoundError(DcsApiError):
 class DcsUnavailableError(DcsError):
     """DCS could not be reached or kept failing (429, 5xx, timeouts) until the retries ran out."""
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, status_code: int | None = None, error_code: str | None = None
+    ) -> None:
         self.status_code = status_code
+        self.error_code = error_code
         super().__init__(message)
 
 

@@ -187,6 +187,8 @@ def dcs_problem(exc: DcsError) -> str:
         return f"DCS refused the request ({detail})."
     if isinstance(exc, DcsUnavailableError):
         status = f"HTTP {exc.status_code}" if exc.status_code else "no answer"
+        if exc.error_code:
+            status += f", {esc(exc.error_code)}"
         return f"DCS is not answering right now ({status}, after retries); try again in a minute."
     if isinstance(exc, DcsBadResponseError):
         return "DCS sent an answer the bot cannot read; try again in a minute."

@@ -241,6 +241,8 @@ def test_persistent_faults_raise_after_bounded_retries(
     assert type(raised.value) is error
     if isinstance(raised.value, DcsUnavailableError):
         assert raised.value.status_code == status
+        if status is not None and status >= 500:
+            assert raised.value.error_code == f"DCS.{status}0"
     assert len(task_requests(sim)) == FAST.attempts
     assert len(time_.sleeps) == FAST.attempts - 1
 

@@ -258,7 +258,7 @@ def test_instances_falls_back_to_cached_status_when_dcs_fails(stack: SlackStack)
     stack.sim.inject("500", count=ATTEMPTS, path_contains="/instances")
     shown = blocks_text(stack.command("instances"))
     assert "cache-prod" in shown
-    assert "DCS is not answering right now (HTTP 500" in shown
+    assert "DCS is not answering right now (HTTP 500, DCS.5000" in shown
 
 
 def test_status_reports_health_and_version(stack: SlackStack) -> None:
