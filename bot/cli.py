@@ -278,12 +278,11 @@ def _migrate(settings: Settings, url: str) -> int:
     if not settings.state_path.exists():
         print(f"error: no SQLite state at STATE_PATH={settings.state_path}", file=sys.stderr)
         return EXIT_FAILED
-    source = open_state(settings.model_copy(update={"database_url": None}))
     target = PostgresStore(url)
     try:
-        counts = migrate_state(source, target)
+        # Given the path, migrate_state takes the poller lock: a running poller stops it.
+        counts = migrate_state(settings.state_path, target)
     finally:
-        source.close()
         target.close()
     print("copied " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return EXIT_OK

@@ -45,3 +45,5 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     for noisy in ("apscheduler", "httpx", "httpcore", "waitress", "slack_bolt", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # sqlitedict logs its own errors for a damaged file; the StateError says it once, clearly.
+    logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)

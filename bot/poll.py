@@ -55,6 +55,7 @@ class Fetched:
 
     instance: Instance
     tasks: list[Task] | None
+    previous: Mapping[str, TaskRecord] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -221,19 +222,23 @@ class Poller:
         self._clock = clock
         self._last_prune: datetime | None = None
 
-    def _fetch(
-        self,
-        instances: Sequence[Instance],
-        previous: Mapping[str, Mapping[str, TaskRecord]],
-        now: datetime,
-    ) -> list[Fetched]:
+    def _fetch(self, instances: Sequence[Instance], now: datetime) -> list[Fetched]:
+        """Read each instance's tasks, and what is stored for them, a few instances at a time.
+
+        Only unfinished and just-fetched tasks are loaded, never an instance's whole history.
+        """
+
         def one(instance: Instance) -> Fetched:
-            start = window_start(previous[instance.instance_id], now, self._lookback)
+            iid = instance.instance_id
+            unfinished = self._store.open_tasks(iid)
+            start = window_start(unfinished, now, self._lookback)
             try:
-                return Fetched(instance, self._dcs.list_tasks(instance.instance_id, start=start))
+                tasks = self._dcs.list_tasks(iid, start=start)
             except DcsError as exc:
                 log.warning("polling %s failed: %s", instance.name, exc)
-                return Fetched(instance, None, str(exc))
+                return Fetched(instance, None, error=str(exc))
+            previous = {**unfinished, **self._store.tasks_by_id(iid, [t.id for t in tasks])}
+            return Fetched(instance, tasks, previous)
 
         workers = min(self._max_in_flight, max(1, len(instances)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
@@ -254,8 +259,7 @@ class Poller:
             return CycleResult(0, [], failed, {"*": str(exc)}, time.monotonic() - started)
 
         cursors = self._store.cursors()
-        previous = {i.instance_id: self._store.tasks_of(i.instance_id) for i in instances}
-        fetched = self._fetch(instances, previous, now)
+        fetched = self._fetch(instances, now)
 
         changes: list[Change] = []
         new_cursors: list[InstanceCursor] = []
@@ -270,7 +274,7 @@ class Poller:
                 )
                 continue
             changes += diff(
-                answer.instance, previous[iid], answer.tasks, baselined=cursor.baselined
+                answer.instance, answer.previous, answer.tasks, baselined=cursor.baselined
             )
             new_cursors.append(
                 InstanceCursor(iid, answer.instance.name, True, last_polled_at=now, last_error=None)

@@ -6,7 +6,7 @@ Times are timezone-aware UTC datetimes; JSON is the only serialisation (never pi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -118,6 +118,14 @@ class StateStore(Protocol):
 
     def tasks_of(self, instance_id: str) -> dict[str, TaskRecord]:
         """Every remembered task of an instance, by task ID."""
+        ...
+
+    def tasks_by_id(self, instance_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
+        """The remembered tasks of an instance among ``task_ids`` (unknown IDs are absent)."""
+        ...
+
+    def open_tasks(self, instance_id: str) -> dict[str, TaskRecord]:
+        """The remembered tasks of an instance that have not finished, by task ID."""
         ...
 
     def find_task(self, task_id: str) -> TaskRecord | None:

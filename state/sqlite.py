@@ -1,0 +1,605 @@
+"""The SQLite state store: one sqlitedict table in one file, JSON values, one commit per change.
+
+Every record lives in ONE ``SqliteDict`` table under a prefixed key. Each ``SqliteDict`` owns its
+own sqlite connection (and thread), so separate tables would commit separately and a crash
+between two commits could record a task change without its delivery; one table on one
+connection makes ``commit_cycle`` a single sqlite transaction. Keys (``%``-quoted parts)::
+
+    task:{instance}:{task}   the task record, without its Slack messages
+    msg:{instance}:{task}    {channel: ts} of the task's alerts (changed only by delivery_done)
+    tid:{task}               instance ID of a task, so find_task needs no scan
+    open:{instance}:{task}   present while the task is unfinished, so open_tasks needs no scan
+    cursor:{instance}        InstanceCursor
+    out:{id:012d}            a pending Delivery (zero-padded: key order is id order)
+    sub:{channel}:{instance} Subscription
+    meta:{key}               a meta value
+    sys:...                  the store's own bookkeeping (format, store id, next delivery id)
+
+sqlitedict has no range query, so prefix scans (``tasks_of``, ``cursors``...) run a
+``SELECT`` on its connection over the key's primary-key index: nothing is read that is not
+asked for, whatever the number of tasks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from sqlitedict import SqliteDict
+
+from state.base import (
+    CycleCommit,
+    Delivery,
+    InstanceCursor,
+    StateError,
+    Subscription,
+    TaskRecord,
+)
+
+TABLE: Final = "state"
+FORMAT_VERSION: Final = 1
+_FORMAT_KEY: Final = "sys:format"
+_STORE_ID_KEY: Final = "sys:store_id"
+_NEXT_ID_KEY: Final = "sys:next_delivery_id"
+_PAGE: Final = 1000
+
+# Queries on sqlitedict's own table (key TEXT PRIMARY KEY, value): ranges use the key index.
+_SCAN: Final = (
+    'SELECT key, value FROM "state" WHERE key >= ? AND key < ? AND key > ? ORDER BY key LIMIT ?'
+)
+_SELECT_KEYS: Final = 'SELECT key, value FROM "state" WHERE key IN (SELECT value FROM json_each(?))'
+_COUNT_OUTBOX: Final = "SELECT COUNT(*) FROM \"state\" WHERE key >= 'out:' AND key < 'out;'"
+_FINISHED_BEFORE: Final = (
+    "SELECT key, json_extract(value, '$.task_id') FROM \"state\" "
+    "WHERE key >= 'task:' AND key < 'task;' AND json_extract(value, '$.finished_at') < ?"
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def _task_key(instance_id: str, task_id: str) -> str:
+    return f"task:{_q(instance_id)}:{_q(task_id)}"
+
+
+def _out_key(delivery_id: int) -> str:
+    return f"out:{delivery_id:012d}"
+
+
+def _sub_key(channel: str, instance: str) -> str:
+    return f"sub:{_q(channel)}:{_q(instance)}"
+
+
+def _time(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO text, so that text order is time order (used by ``prune``)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _task_json(record: TaskRecord) -> dict[str, Any]:
+    return {
+        "instance_id": record.instance_id,
+        "task_id": record.task_id,
+        "name": record.name,
+        "status": record.status,
+        "created_at": _time(record.created_at),
+        "updated_at": _time(record.updated_at),
+        "first_seen_at": _time(record.first_seen_at),
+        "finished_at": _time(record.finished_at),
+        "task": {k: v for k, v in record.task.items() if k != "params"},
+    }
+
+
+def _task_record(data: Mapping[str, Any], messages: Mapping[str, str] | None) -> TaskRecord:
+    first_seen = _parse_time(data["first_seen_at"])
+    assert first_seen is not None
+    return TaskRecord(
+        instance_id=data["instance_id"],
+        task_id=data["task_id"],
+        name=data["name"],
+        status=data["status"],
+        created_at=_parse_time(data["created_at"]),
+        updated_at=_parse_time(data["updated_at"]),
+        first_seen_at=first_seen,
+        finished_at=_parse_time(data["finished_at"]),
+        task=data["task"],
+        messages=dict(messages or {}),
+    )
+
+
+def _cursor_json(cursor: InstanceCursor) -> dict[str, Any]:
+    return {
+        "instance_id": cursor.instance_id,
+        "name": cursor.name,
+        "baselined": cursor.baselined,
+        "last_polled_at": _time(cursor.last_polled_at),
+        "last_error": cursor.last_error,
+    }
+
+
+def _cursor_record(data: Mapping[str, Any]) -> InstanceCursor:
+    return InstanceCursor(
+        instance_id=data["instance_id"],
+        name=data["name"],
+        baselined=data["baselined"],
+        last_polled_at=_parse_time(data["last_polled_at"]),
+        last_error=data["last_error"],
+    )
+
+
+def _delivery_record(data: Mapping[str, Any]) -> Delivery:
+    created = _parse_time(data["created_at"])
+    assert created is not None
+    return Delivery(
+        id=data["id"],
+        kind=data["kind"],
+        channel=data["channel"],
+        text=data["text"],
+        blocks=data["blocks"],
+        instance_id=data["instance_id"],
+        task_id=data["task_id"],
+        reply_broadcast=data["reply_broadcast"],
+        created_at=created,
+        attempts=data["attempts"],
+        next_try_at=_parse_time(data["next_try_at"]),
+        last_error=data["last_error"],
+    )
+
+
+def _sub_json(sub: Subscription) -> dict[str, Any]:
+    return {
+        "channel": sub.channel,
+        "instance": sub.instance,
+        "statuses": list(sub.statuses),
+        "names": list(sub.names),
+        "created_by": sub.created_by,
+    }
+
+
+def _sub_record(data: Mapping[str, Any]) -> Subscription:
+    return Subscription(
+        channel=data["channel"],
+        instance=data["instance"],
+        statuses=tuple(data["statuses"]),
+        names=tuple(data["names"]),
+        created_by=data["created_by"],
+    )
+
+
+def _check_foreign(path: Path) -> None:
+    """Refuse a file that is not an SQLite database, or one that holds other tables only."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master")}
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:
+        raise StateError(
+            f"state file {path} is not a readable SQLite database ({exc}); "
+            "fix or move it away, it was left untouched"
+        ) from None
+    if tables and TABLE not in tables:
+        raise StateError(
+            f"state file {path} is an SQLite database of something else (no '{TABLE}' table); "
+            "choose another STATE_PATH"
+        )
+
+
+class SqliteStore:
+    """The ``StateStore`` kept in one SQLite file (sqlitedict, JSON, never pickle).
+
+    ``claim_seconds``: how long ``pending_deliveries`` hands a delivery to one caller of this
+    object before handing it out again. ``clock`` gives the time stamped on new deliveries.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        claim_seconds: float = 60,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.path = Path(path)
+        self._claim_seconds = claim_seconds
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._claims: dict[int, datetime] = {}
+        self._lock_fd: int | None = None
+        if not self.path.parent.is_dir():
+            raise StateError(f"state file {self.path}: directory {self.path.parent} does not exist")
+        _check_foreign(self.path)
+        self._db: SqliteDict | None = None
+        self._db = self._open_db()
+        try:
+            self.store_id: str = self._initialise()
+        except BaseException:
+            self.close()
+            raise
+
+    def _initialise(self) -> str:
+        """Stamp a new file with the format and a store ID; refuse a newer format."""
+        with self._op("initialising", write=True):
+            fmt = self._get(_FORMAT_KEY)
+            if isinstance(fmt, int) and fmt > FORMAT_VERSION:
+                raise StateError(
+                    f"state file {self.path} has format {fmt}, newer than this program knows"
+                )
+            if fmt is None:
+                self._write({_FORMAT_KEY: FORMAT_VERSION, _STORE_ID_KEY: uuid.uuid4().hex})
+            return str(self._get(_STORE_ID_KEY))
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def _open_db(self) -> SqliteDict:
+        try:
+            db = SqliteDict(
+                str(self.path),
+                tablename=TABLE,
+                autocommit=False,
+                journal_mode="WAL",
+                encode=_dumps,
+                decode=json.loads,
+                outer_stack=False,
+            )
+            # sqlitedict turns fsync off; in WAL mode NORMAL keeps the file consistent through
+            # a power loss at no cost per commit.
+            db.conn.execute("PRAGMA synchronous=NORMAL")
+            return db
+        except (sqlite3.Error, RuntimeError, OSError) as exc:
+            raise StateError(
+                f"state file {self.path} cannot be opened ({exc}); it was left untouched"
+            ) from None
+
+    @property
+    def _conn(self) -> Any:
+        if self._db is None:
+            raise StateError(f"state file {self.path}: the store is closed")
+        return self._db
+
+    @contextmanager
+    def _op(self, action: str, *, write: bool = False) -> Iterator[None]:
+        """Serialise threads; turn failures into StateError; undo a failed write."""
+        with self._lock:
+            try:
+                yield
+            except StateError:
+                if write:
+                    self._discard_uncommitted()
+                raise
+            except (sqlite3.Error, RuntimeError, OSError, ValueError, TypeError) as exc:
+                if write:
+                    self._discard_uncommitted()
+                raise StateError(f"state file {self.path}: {action} failed: {exc}") from exc
+
+    def _discard_uncommitted(self) -> None:
+        """Close the connection without committing (sqlite rolls back), then reconnect."""
+        db, self._db = self._db, None
+        if db is None:  # closed: stays closed
+            return
+        for _ in range(2):  # the first close may only re-raise the failed statement's error
+            try:
+                db.close(do_log=False)
+                break
+            except Exception:  # noqa: S112 - already failing; the reconnect below decides
+                continue
+        self._db = self._open_db()
+
+    def _get(self, key: str, default: Any = None) -> Any:
+        return self._conn.get(key, default)
+
+    def _write(self, items: Mapping[str, Any], deletes: Iterable[str] = ()) -> None:
+        """Write and delete in one sqlite transaction (values are all encoded before any write)."""
+        db = self._conn
+        db.update(items)
+        keys = [(key,) for key in deletes]
+        if keys:
+            db.conn.executemany('DELETE FROM "state" WHERE key = ?', keys)
+        db.commit()
+
+    def _scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """Key/value pairs whose key starts with ``prefix``, in key order, a page at a time
+        (sqlitedict queues a whole result in memory)."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        after = ""
+        while True:
+            rows = list(self._conn.conn.select(_SCAN, (prefix, upper, after, _PAGE)))
+            for key, value in rows:
+                yield key, json.loads(value)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def _select(self, keys: list[str]) -> Iterator[tuple[str, Any]]:
+        """Key/value pairs of the given keys that exist, a page at a time."""
+        for start in range(0, len(keys), _PAGE):
+            page = json.dumps(keys[start : start + _PAGE])
+            for key, value in list(self._conn.conn.select(_SELECT_KEYS, (page,))):
+                yield key, json.loads(value)
+
+    def _with_messages(self, rows: Iterable[tuple[str, Any]]) -> Iterator[TaskRecord]:
+        """Task records of ``task:`` rows, their messages read a page at a time."""
+        page: list[tuple[str, Any]] = []
+        for row in rows:
+            page.append(row)
+            if len(page) == _PAGE:
+                yield from self._page_with_messages(page)
+                page = []
+        yield from self._page_with_messages(page)
+
+    def _page_with_messages(self, page: list[tuple[str, Any]]) -> Iterator[TaskRecord]:
+        msg_keys = ["msg:" + key[len("task:") :] for key, _ in page]
+        messages = {"task:" + key[len("msg:") :]: value for key, value in self._select(msg_keys)}
+        for key, data in page:
+            yield _task_record(data, messages.get(key))
+
+    def tasks_of(self, instance_id: str) -> dict[str, TaskRecord]:
+        """Every remembered task of an instance, by task ID."""
+        with self._op("reading tasks"):
+            rows = self._scan(f"task:{_q(instance_id)}:")
+            return {record.task_id: record for record in self._with_messages(rows)}
+
+    def tasks_by_id(self, instance_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
+        """The remembered tasks of an instance among ``task_ids``, by task ID (unknown IDs
+        are absent): what a poll cycle needs without loading every task it ever saw."""
+        with self._op("reading tasks"):
+            keys = sorted({_task_key(instance_id, task_id) for task_id in task_ids})
+            return {record.task_id: record for record in self._with_messages(self._select(keys))}
+
+    def open_tasks(self, instance_id: str) -> dict[str, TaskRecord]:
+        """The remembered tasks of an instance that have not finished, by task ID."""
+        with self._op("reading tasks"):
+            keys = [
+                "task:" + key[len("open:") :] for key, _ in self._scan(f"open:{_q(instance_id)}:")
+            ]
+            return {record.task_id: record for record in self._with_messages(self._select(keys))}
+
+    def find_task(self, task_id: str) -> TaskRecord | None:
+        """One remembered task by ID, whatever its instance."""
+        with self._op("reading a task"):
+            instance_id = self._get(f"tid:{_q(task_id)}")
+            if instance_id is None:
+                return None
+            key = _task_key(instance_id, task_id)
+            data = self._get(key)
+            if data is None:
+                return None
+            return _task_record(data, self._get("msg:" + key[len("task:") :]))
+
+    def all_tasks(self) -> Iterator[TaskRecord]:
+        """Every remembered task (for migration). The store's lock is held per page only,
+        so a page read is consistent but the whole listing is not one snapshot."""
+        after = ""
+        while True:
+            with self._op("reading tasks"):
+                rows = list(self._conn.conn.select(_SCAN, ("task:", "task;", after, _PAGE)))
+                page = [(key, json.loads(value)) for key, value in rows]
+                records = list(self._page_with_messages(page))
+            yield from records
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def cursors(self) -> dict[str, InstanceCursor]:
+        """Every instance cursor, by instance ID."""
+        with self._op("reading cursors"):
+            return {d["instance_id"]: _cursor_record(d) for _, d in self._scan("cursor:")}
+
+    def commit_cycle(self, commit: CycleCommit) -> None:
+        """Upsert tasks (keeping their stored messages), cursors and meta, append deliveries;
+        one sqlite transaction."""
+        with self._op("committing a poll cycle", write=True):
+            items: dict[str, Any] = {}
+            closed: list[str] = []
+            for record in commit.tasks:
+                key = _task_key(record.instance_id, record.task_id)
+                items[key] = _task_json(record)
+                items[f"tid:{_q(record.task_id)}"] = record.instance_id
+                if record.finished_at is None:
+                    items["open:" + key[len("task:") :]] = True
+                else:
+                    closed.append("open:" + key[len("task:") :])
+            for cursor in commit.cursors:
+                items[f"cursor:{_q(cursor.instance_id)}"] = _cursor_json(cursor)
+            for key, value in commit.meta.items():
+                items[f"meta:{key}"] = value
+            if commit.deliveries:
+                next_id: int = self._get(_NEXT_ID_KEY, 1)
+                created = _time(self._clock())
+                for new in commit.deliveries:
+                    items[_out_key(next_id)] = {
+                        "id": next_id,
+                        "kind": new.kind,
+                        "channel": new.channel,
+                        "text": new.text,
+                        "blocks": list(new.blocks),
+                        "instance_id": new.instance_id,
+                        "task_id": new.task_id,
+                        "reply_broadcast": new.reply_broadcast,
+                        "created_at": created,
+                        "attempts": 0,
+                        "next_try_at": None,
+                        "last_error": None,
+                    }
+                    next_id += 1
+                items[_NEXT_ID_KEY] = next_id
+            self._write(items, deletes=closed)
+
+    def pending_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Due deliveries, oldest first; each handed out once until done, failed or its claim
+        (``claim_seconds``) ends."""
+        with self._op("reading deliveries"):
+            out: list[Delivery] = []
+            for _, data in self._scan("out:"):
+                delivery = _delivery_record(data)
+                claim = self._claims.get(delivery.id)
+                due = delivery.next_try_at is None or delivery.next_try_at <= now
+                if due and (claim is None or claim <= now):
+                    out.append(delivery)
+                    if len(out) >= limit:
+                        break
+            until = now + timedelta(seconds=self._claim_seconds)
+            for delivery in out:
+                self._claims[delivery.id] = until
+            return out
+
+    def all_deliveries(self) -> list[Delivery]:
+        """Every delivery still in the outbox, due or not (for migration)."""
+        with self._op("reading deliveries"):
+            return [_delivery_record(data) for _, data in self._scan("out:")]
+
+    def count_pending(self) -> int:
+        """How many deliveries are still waiting (due or not)."""
+        with self._op("counting deliveries"):
+            row = self._conn.conn.select_one(_COUNT_OUTBOX)
+            return int(row[0])
+
+    def delivery_done(self, delivery_id: int, ts: str | None = None) -> None:
+        """Remove a delivered item; with ``ts``, the item's task remembers it as its message in
+        that channel, in the same commit."""
+        with self._op("recording a delivery", write=True):
+            self._claims.pop(delivery_id, None)
+            data = self._get(_out_key(delivery_id))
+            if data is None:
+                return
+            items: dict[str, Any] = {}
+            task_id = data["task_id"]
+            if task_id is not None and ts is not None:
+                instance_id = data["instance_id"] or self._get(f"tid:{_q(task_id)}")
+                if instance_id is not None:
+                    key = _task_key(instance_id, task_id)
+                    if key in self._conn:
+                        msg_key = "msg:" + key[len("task:") :]
+                        messages = dict(self._get(msg_key, {}))
+                        messages[data["channel"]] = ts
+                        items[msg_key] = messages
+            self._write(items, deletes=[_out_key(delivery_id)])
+
+    def delivery_failed(self, delivery_id: int, error: str, next_try_at: datetime | None) -> None:
+        """Record a failed attempt: retry at ``next_try_at``, or drop it when that is None."""
+        with self._op("recording a failed delivery", write=True):
+            self._claims.pop(delivery_id, None)
+            key = _out_key(delivery_id)
+            data = self._get(key)
+            if data is None:
+                return
+            if next_try_at is None:
+                self._write({}, deletes=[key])
+                return
+            data.update(
+                attempts=data["attempts"] + 1, next_try_at=_time(next_try_at), last_error=error
+            )
+            self._write({key: data})
+
+    def prune(self, finished_before: datetime) -> int:
+        """Forget tasks that finished before the given time; return how many."""
+        with self._op("pruning tasks", write=True):
+            rows = list(self._conn.conn.select(_FINISHED_BEFORE, (_time(finished_before),)))
+            deletes: list[str] = []
+            for key, task_id in rows:
+                rest = key[len("task:") :]
+                deletes += [key, "msg:" + rest, "open:" + rest, f"tid:{_q(task_id)}"]
+            if deletes:
+                self._write({}, deletes=deletes)
+            return len(rows)
+
+    def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """Every subscription, or those of one channel, by channel then instance."""
+        with self._op("reading subscriptions"):
+            prefix = "sub:" if channel is None else f"sub:{_q(channel)}:"
+            subs = [_sub_record(data) for _, data in self._scan(prefix)]
+            return sorted(subs, key=lambda s: (s.channel, s.instance))
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        """Add or replace the subscription of (channel, instance)."""
+        with self._op("saving a subscription", write=True):
+            key = _sub_key(subscription.channel, subscription.instance)
+            self._write({key: _sub_json(subscription)})
+
+    def remove_subscription(self, channel: str, instance: str) -> bool:
+        """Remove the subscription of (channel, instance); False when there was none."""
+        with self._op("removing a subscription", write=True):
+            key = _sub_key(channel, instance)
+            if key not in self._conn:
+                return False
+            self._write({}, deletes=[key])
+            return True
+
+    def get_meta(self, key: str) -> Any:
+        """A JSON value stored under ``key`` (None when absent)."""
+        with self._op("reading meta"):
+            return self._get(f"meta:{key}")
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key``."""
+        with self._op("writing meta", write=True):
+            self._write({f"meta:{key}": value})
+
+    def all_meta(self) -> dict[str, Any]:
+        """Every meta value by key (for migration)."""
+        with self._op("reading meta"):
+            return {key[len("meta:") :]: value for key, value in self._scan("meta:")}
+
+    def acquire_poller(self, owner: str) -> bool:
+        """Hold an exclusive ``flock`` on ``{path}.lock``; False when another holder has it."""
+        with self._lock:
+            if self._lock_fd is not None:
+                return True
+            lock_path = f"{self.path}.lock"
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StateError(f"cannot open lock file {lock_path}: {exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{owner} pid={os.getpid()}\n".encode())
+            self._lock_fd = fd
+            return True
+
+    def release_poller(self, owner: str) -> None:
+        """Give up the poller lock (the lock file stays: deleting it would race)."""
+        with self._lock:
+            if self._lock_fd is not None:
+                fd, self._lock_fd = self._lock_fd, None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    def close(self) -> None:
+        """Release the poller lock and the file; closing twice is fine."""
+        with self._lock:
+            self.release_poller("")
+            db, self._db = self._db, None
+            if db is not None:
+                try:
+                    db.close(do_log=False)
+                except (sqlite3.Error, RuntimeError) as exc:
+                    raise StateError(f"state file {self.path}: closing failed: {exc}") from None

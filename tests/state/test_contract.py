@@ -1,0 +1,387 @@
+"""The StateStore contract, run against both backends (SQLite file, PostgreSQL schema)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from state.base import (
+    CycleCommit,
+    InstanceCursor,
+    NewDelivery,
+    StateError,
+    StateStore,
+    Subscription,
+    TaskRecord,
+)
+from tests.state.conftest import T0, AnyStore, StoreFactory
+
+INSTANCE = "11111111-1111-4111-8111-111111111111"
+OTHER = "22222222-2222-4222-8222-222222222222"
+
+
+def record(task_id: str = "t1", instance_id: str = INSTANCE, **changes: Any) -> TaskRecord:
+    """A task record as the poller would build it."""
+    base = TaskRecord(
+        instance_id=instance_id,
+        task_id=task_id,
+        name="EXTEND",
+        status="EXECUTING",
+        created_at=T0 - timedelta(minutes=5),
+        updated_at=T0 - timedelta(minutes=1),
+        first_seen_at=T0,
+        task={"id": task_id, "name": "EXTEND", "status": "EXECUTING", "details": {"a": None}},
+    )
+    return replace(base, **changes)
+
+
+def post(task_id: str | None = "t1", channel: str = "C1", **changes: Any) -> NewDelivery:
+    """A new chat.postMessage for a task."""
+    base = NewDelivery(
+        kind="post",
+        channel=channel,
+        text=f"alert {task_id}",
+        blocks=({"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}},),
+        instance_id=INSTANCE if task_id else None,
+        task_id=task_id,
+    )
+    return replace(base, **changes)
+
+
+def test_commit_cycle_stores_tasks_by_instance(store: StateStore) -> None:
+    """Committed tasks come back from tasks_of their own instance only, field for field."""
+    a, b = record("t1"), record("t2", instance_id=OTHER)
+    store.commit_cycle(CycleCommit(tasks=[a, b]))
+    assert store.tasks_of(INSTANCE) == {"t1": a}
+    assert store.tasks_of(OTHER) == {"t2": b}
+    assert store.tasks_of("unknown") == {}
+
+
+def test_tasks_by_id_reads_only_the_asked_tasks(store: AnyStore) -> None:
+    """tasks_by_id returns the known tasks among the IDs, of that instance, with messages."""
+    store.commit_cycle(
+        CycleCommit(
+            tasks=[record("t1"), record("t2"), record("t3"), record("t4", instance_id=OTHER)],
+            deliveries=[post("t2")],
+        )
+    )
+    [delivery] = store.pending_deliveries(T0)
+    store.delivery_done(delivery.id, ts="2.2")
+    found = store.tasks_by_id(INSTANCE, ["t2", "t3", "t4", "unknown"])
+    assert set(found) == {"t2", "t3"}
+    assert found["t2"] == record("t2", messages={"C1": "2.2"})
+    assert store.tasks_by_id(INSTANCE, []) == {}
+
+
+def test_commit_cycle_upsert_keeps_messages(store: StateStore) -> None:
+    """An upsert changes the task but keeps the Slack messages delivery_done recorded."""
+    store.commit_cycle(CycleCommit(tasks=[record()], deliveries=[post()]))
+    [delivery] = store.pending_deliveries(T0)
+    store.delivery_done(delivery.id, ts="1700000000.000100")
+
+    done = record(status="SUCCESS", finished_at=T0, messages={"C9": "ignored"})
+    store.commit_cycle(CycleCommit(tasks=[done]))
+    stored = store.tasks_of(INSTANCE)["t1"]
+    assert stored.status == "SUCCESS"
+    assert stored.finished_at == T0
+    assert stored.messages == {"C1": "1700000000.000100"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "task_id", "ts", "expected"),
+    [
+        ("post", "t1", "111.1", {"C1": "111.1"}),
+        ("post", "t1", None, {}),
+        ("update", "t1", "111.1", {"C1": "111.1"}),
+        ("update", "t1", None, {}),
+        ("reply", "t1", None, {}),
+        ("digest", None, "111.1", {}),
+    ],
+)
+def test_delivery_done_stores_ts_given_for_a_task(
+    store: StateStore, kind: Any, task_id: str | None, ts: str | None, expected: dict[str, str]
+) -> None:
+    """delivery_done removes the item and remembers a given ts as the task's message (a post,
+    or an update that had to be posted anew); without a task or a ts nothing is remembered."""
+    store.commit_cycle(CycleCommit(tasks=[record()], deliveries=[post(task_id, kind=kind)]))
+    [delivery] = store.pending_deliveries(T0)
+    store.delivery_done(delivery.id, ts=ts)
+    assert store.count_pending() == 0
+    assert store.pending_deliveries(T0 + timedelta(hours=1)) == []
+    assert store.tasks_of(INSTANCE)["t1"].messages == expected
+
+
+def test_delivery_done_keeps_messages_of_other_channels(store: StateStore) -> None:
+    """Posts to two channels leave one message per channel on the task."""
+    store.commit_cycle(CycleCommit(tasks=[record()], deliveries=[post(), post(channel="C2")]))
+    first, second = store.pending_deliveries(T0)
+    store.delivery_done(first.id, ts="1.1")
+    store.delivery_done(second.id, ts="2.2")
+    assert store.tasks_of(INSTANCE)["t1"].messages == {"C1": "1.1", "C2": "2.2"}
+
+
+def test_delivery_done_of_unknown_id_is_harmless(store: StateStore) -> None:
+    """Finishing a delivery that is not there changes nothing."""
+    store.commit_cycle(CycleCommit(tasks=[record()], deliveries=[post()]))
+    store.delivery_done(999_999, ts="1.1")
+    assert store.count_pending() == 1
+
+
+def test_pending_deliveries_oldest_first_with_all_fields(store: StateStore) -> None:
+    """Deliveries come back in enqueue order with every field, and limit caps them."""
+    reply = NewDelivery(
+        kind="reply",
+        channel="C1",
+        text="EXECUTING → FAILED",
+        instance_id=INSTANCE,
+        task_id="t1",
+        reply_broadcast=True,
+    )
+    store.commit_cycle(CycleCommit(tasks=[record()], deliveries=[post(), post(channel="C2")]))
+    store.commit_cycle(CycleCommit(deliveries=[reply]))
+    pending = store.pending_deliveries(T0, limit=100)
+    assert [(d.kind, d.channel) for d in pending] == [
+        ("post", "C1"),
+        ("post", "C2"),
+        ("reply", "C1"),
+    ]
+    assert pending[0].id < pending[1].id < pending[2].id
+    last = pending[2]
+    assert (last.text, last.instance_id, last.task_id, last.reply_broadcast) == (
+        "EXECUTING → FAILED",
+        INSTANCE,
+        "t1",
+        True,
+    )
+    assert list(pending[0].blocks) == [dict(b) for b in post().blocks]
+    assert pending[0].created_at == T0
+    assert (last.attempts, last.next_try_at, last.last_error) == (0, None, None)
+
+
+def test_pending_deliveries_respects_limit(store: StateStore) -> None:
+    """No more than ``limit`` deliveries are handed out at once, the oldest."""
+    store.commit_cycle(CycleCommit(deliveries=[post(channel=f"C{i}") for i in range(5)]))
+    assert [d.channel for d in store.pending_deliveries(T0, limit=2)] == ["C0", "C1"]
+
+
+def test_failed_delivery_waits_for_next_try_at(store: StateStore) -> None:
+    """A retryable failure hides the delivery until next_try_at and counts the attempt."""
+    store.commit_cycle(CycleCommit(deliveries=[post(), post(channel="C2")]))
+    first, _second = store.pending_deliveries(T0)
+    retry_at = T0 + timedelta(seconds=30)
+    store.delivery_failed(first.id, "ratelimited", retry_at)
+    later = T0 + timedelta(minutes=5)  # past both the retry time and the claim of the second
+    assert [d.channel for d in store.pending_deliveries(retry_at - timedelta(seconds=1))] == []
+    [again, _] = store.pending_deliveries(later)
+    assert (again.id, again.attempts, again.last_error) == (first.id, 1, "ratelimited")
+    assert again.next_try_at == retry_at
+
+
+def test_failed_delivery_without_next_try_is_dropped(store: StateStore) -> None:
+    """A final failure (next_try_at None) removes the delivery."""
+    store.commit_cycle(CycleCommit(deliveries=[post(), post(channel="C2")]))
+    first, _ = store.pending_deliveries(T0)
+    store.delivery_failed(first.id, "channel_not_found", None)
+    assert store.count_pending() == 1
+    assert [d.channel for d in store.pending_deliveries(T0 + timedelta(hours=1))] == ["C2"]
+
+
+def test_count_pending_counts_due_and_waiting(store: StateStore) -> None:
+    """count_pending includes deliveries that are not due yet."""
+    assert store.count_pending() == 0
+    store.commit_cycle(CycleCommit(deliveries=[post(), post(channel="C2")]))
+    first, _ = store.pending_deliveries(T0)
+    store.delivery_failed(first.id, "timeout", T0 + timedelta(days=1))
+    assert store.count_pending() == 2
+
+
+def test_claimed_delivery_is_handed_out_once_until_its_claim_ends(make_store: StoreFactory) -> None:
+    """A claimed delivery is not handed out again until failed, done or its claim has ended."""
+    store = make_store(claim_seconds=60)
+    store.commit_cycle(CycleCommit(deliveries=[post()]))
+    [claimed] = store.pending_deliveries(T0)
+    assert store.pending_deliveries(T0 + timedelta(seconds=59)) == []
+    assert [d.id for d in store.pending_deliveries(T0 + timedelta(seconds=61))] == [claimed.id]
+    store.delivery_failed(claimed.id, "timeout", T0 + timedelta(seconds=62))
+    assert [d.id for d in store.pending_deliveries(T0 + timedelta(seconds=62))] == [claimed.id]
+
+
+def test_prune_forgets_old_finished_tasks_only(store: StateStore) -> None:
+    """prune drops tasks finished before the cut-off and keeps newer and unfinished ones."""
+    old = record("old", status="SUCCESS", finished_at=T0 - timedelta(days=31))
+    recent = record("recent", status="FAILED", finished_at=T0 - timedelta(days=1))
+    running = record("running", first_seen_at=T0 - timedelta(days=400))
+    elsewhere = record(
+        "x", instance_id=OTHER, status="SUCCESS", finished_at=T0 - timedelta(days=90)
+    )
+    store.commit_cycle(CycleCommit(tasks=[old, recent, running, elsewhere]))
+    assert store.prune(T0 - timedelta(days=30)) == 2
+    assert set(store.tasks_of(INSTANCE)) == {"recent", "running"}
+    assert store.tasks_of(OTHER) == {}
+    assert store.find_task("old") is None
+    assert store.prune(T0 - timedelta(days=30)) == 0
+
+
+def test_find_task_finds_any_instance_with_messages(store: StateStore) -> None:
+    """find_task looks a task up by ID alone, messages included; unknown IDs give None."""
+    store.commit_cycle(CycleCommit(tasks=[record("t9", instance_id=OTHER)], deliveries=[]))
+    store.commit_cycle(CycleCommit(deliveries=[post("t9", instance_id=OTHER, channel="C7")]))
+    [delivery] = store.pending_deliveries(T0)
+    store.delivery_done(delivery.id, ts="9.9")
+    found = store.find_task("t9")
+    assert found is not None
+    assert (found.instance_id, found.messages) == (OTHER, {"C7": "9.9"})
+    assert store.find_task("nope") is None
+
+
+def test_task_params_are_never_stored(store: StateStore) -> None:
+    """A task object carrying params (maybe a password) is stored without them."""
+    secret = record(task={"id": "t1", "params": '{"new_password": "hunter2"}'})
+    store.commit_cycle(CycleCommit(tasks=[secret]))
+    assert store.tasks_of(INSTANCE)["t1"].task == {"id": "t1"}
+
+
+def test_cursors_roundtrip_and_update(store: StateStore) -> None:
+    """Cursors are stored by instance and replaced by a later commit."""
+    first = InstanceCursor(INSTANCE, "cache-prod", baselined=False)
+    store.commit_cycle(CycleCommit(cursors=[first]))
+    assert store.cursors() == {INSTANCE: first}
+    second = replace(first, baselined=True, last_polled_at=T0, last_error="DCS 500")
+    other = InstanceCursor(OTHER, None, baselined=True)
+    store.commit_cycle(CycleCommit(cursors=[second, other]))
+    assert store.cursors() == {INSTANCE: second, OTHER: other}
+
+
+def test_subscriptions_add_replace_remove_and_list(store: StateStore) -> None:
+    """Subscriptions are keyed by (channel, instance), listed sorted, per channel or all."""
+    a = Subscription("C2", "*", statuses=("FAILED",), names=(), created_by="U1")
+    b = Subscription("C1", "cache-prod")
+    c = Subscription("C1", "*", names=("EXTEND", "BindEip"))
+    for sub in (a, b, c):
+        store.add_subscription(sub)
+    assert store.subscriptions() == [c, b, a]
+    assert store.subscriptions("C1") == [c, b]
+    assert store.subscriptions("C3") == []
+
+    replaced = replace(a, statuses=("FAILED", "SUCCESS"))
+    store.add_subscription(replaced)
+    assert store.subscriptions("C2") == [replaced]
+
+    assert store.remove_subscription("C1", "*") is True
+    assert store.remove_subscription("C1", "*") is False
+    assert store.subscriptions() == [b, replaced]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-05-01T12:00:00+00:00",
+        42,
+        1.5,
+        True,
+        None,
+        ["a", 1, None],
+        {"nested": {"list": [1, 2], "text": "é ✓"}},
+    ],
+)
+def test_meta_roundtrip(store: StateStore, value: Any) -> None:
+    """Any JSON value stored under a key comes back equal."""
+    store.set_meta("last_poll", value)
+    assert store.get_meta("last_poll") == value
+
+
+def test_meta_absent_is_none_and_commit_sets_it(store: StateStore) -> None:
+    """An absent key reads None; commit_cycle's meta is stored like set_meta."""
+    assert store.get_meta("missing") is None
+    store.commit_cycle(CycleCommit(meta={"last_poll": "t", "last_error": None}))
+    assert (store.get_meta("last_poll"), store.get_meta("last_error")) == ("t", None)
+
+
+def test_failed_commit_leaves_nothing_of_the_cycle(store: StateStore) -> None:
+    """A commit that fails midway (a value that is not JSON) stores none of its parts."""
+    store.commit_cycle(CycleCommit(tasks=[record("kept")], meta={"last_poll": "before"}))
+    bad = CycleCommit(
+        tasks=[record("new"), record("kept", status="SUCCESS")],
+        cursors=[InstanceCursor(INSTANCE, "cache-prod", baselined=True)],
+        meta={"last_poll": "after"},
+        deliveries=[post("new"), post("new", blocks=({"not json": {1, 2}},))],
+    )
+    with pytest.raises(StateError):
+        store.commit_cycle(bad)
+    assert set(store.tasks_of(INSTANCE)) == {"kept"}
+    assert store.tasks_of(INSTANCE)["kept"].status == "EXECUTING"
+    assert store.cursors() == {}
+    assert store.get_meta("last_poll") == "before"
+    assert store.count_pending() == 0
+    store.commit_cycle(CycleCommit(deliveries=[post("kept")]))  # still usable afterwards
+    assert store.count_pending() == 1
+
+
+def test_reopen_after_close_keeps_everything(make_store: StoreFactory) -> None:
+    """Closing and opening the same state again loses nothing and reuses no delivery ID."""
+    first = make_store()
+    first.commit_cycle(
+        CycleCommit(
+            tasks=[record()],
+            cursors=[InstanceCursor(INSTANCE, "cache-prod", baselined=True)],
+            deliveries=[post(), post(channel="C2")],
+            meta={"last_poll": "x"},
+        )
+    )
+    done, waiting = first.pending_deliveries(T0)
+    first.delivery_done(done.id, ts="5.5")
+    first.add_subscription(Subscription("C1", "*"))
+    first.close()
+
+    again = make_store()
+    assert again.tasks_of(INSTANCE)["t1"].messages == {"C1": "5.5"}
+    assert again.cursors()[INSTANCE].baselined is True
+    assert again.get_meta("last_poll") == "x"
+    assert again.subscriptions() == [Subscription("C1", "*")]
+    assert [d.id for d in again.pending_deliveries(T0)] == [waiting.id]
+    again.commit_cycle(CycleCommit(deliveries=[post(channel="C3")]))
+    newest = again.pending_deliveries(T0 + timedelta(hours=1))[-1]
+    assert newest.id > waiting.id
+
+
+def test_acquire_poller_is_exclusive_between_stores(make_store: StoreFactory) -> None:
+    """Only one store object is the poller; it can renew, and after release another can take it."""
+    a, b = make_store(), make_store()
+    assert a.acquire_poller("host-a") is True
+    assert b.acquire_poller("host-b") is False
+    assert a.acquire_poller("host-a") is True
+    a.release_poller("host-a")
+    assert b.acquire_poller("host-b") is True
+    assert a.acquire_poller("host-a") is False
+
+
+def test_close_releases_the_poller(make_store: StoreFactory) -> None:
+    """Closing the poller's store lets another store become the poller."""
+    a, b = make_store(), make_store()
+    assert a.acquire_poller("host-a") is True
+    a.close()
+    assert b.acquire_poller("host-b") is True
+
+
+def test_open_tasks_are_the_unfinished_ones_of_an_instance(store: StateStore) -> None:
+    """open_tasks lists unfinished tasks of one instance and forgets them once they finish."""
+    running, done = record("t1"), record("t2", status="SUCCESS", finished_at=T0)
+    elsewhere = record("t3", instance_id=OTHER)
+    store.commit_cycle(CycleCommit(tasks=[running, done, elsewhere]))
+    assert set(store.open_tasks(INSTANCE)) == {"t1"}
+    assert store.open_tasks(INSTANCE)["t1"] == running
+
+    store.commit_cycle(CycleCommit(tasks=[replace(running, status="FAILED", finished_at=T0)]))
+    assert store.open_tasks(INSTANCE) == {}
+    assert set(store.open_tasks(OTHER)) == {"t3"}
+
+
+def test_tasks_by_id_reads_only_the_asked_tasks(store: StateStore) -> None:
+    """tasks_by_id returns the known tasks among the IDs asked, of that instance only."""
+    store.commit_cycle(CycleCommit(tasks=[record("t1"), record("t2"), record("t1", OTHER)]))
+    found = store.tasks_by_id(INSTANCE, ["t1", "nope"])
+    assert list(found) == ["t1"]
+    assert found["t1"].instance_id == INSTANCE
