@@ -378,10 +378,3 @@ def test_open_tasks_are_the_unfinished_ones_of_an_instance(store: StateStore) ->
     assert store.open_tasks(INSTANCE) == {}
     assert set(store.open_tasks(OTHER)) == {"t3"}
 
-
-def test_tasks_by_id_reads_only_the_asked_tasks(store: StateStore) -> None:
-    """tasks_by_id returns the known tasks among the IDs asked, of that instance only."""
-    store.commit_cycle(CycleCommit(tasks=[record("t1"), record("t2"), record("t1", OTHER)]))
-    found = store.tasks_by_id(INSTANCE, ["t1", "nope"])
-    assert list(found) == ["t1"]
-    assert found["t1"].instance_id == INSTANCE
