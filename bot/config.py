@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     project_id: str | None = _env("DCS_PROJECT_ID")
     instances: CsvList = Field(default=(), validation_alias=AliasChoices("DCS_INSTANCES"))
     poll_interval: int = Field(
-        default=60, ge=5, le=86400, validation_alias=AliasChoices("DCS_POLL_INTERVAL")
+        default=60, ge=1, le=86400, validation_alias=AliasChoices("DCS_POLL_INTERVAL")
     )
     lookback: timedelta = Field(
         default=timedelta(hours=24), validation_alias=AliasChoices("DCS_LOOKBACK")

@@ -105,7 +105,7 @@ class PollRunner:
         scheduler.add_job(
             self.heartbeat,
             "interval",
-            seconds=max(1.0, self._interval / 3),
+            seconds=max(0.2, self._interval / 3),
             max_instances=1,
             coalesce=True,
             id="lease",

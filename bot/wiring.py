@@ -64,10 +64,15 @@ class Components:
 def open_state(settings: Settings, *, state_path: Path | None = None) -> StateStore:
     """The state store the settings name: PostgreSQL when DATABASE_URL is set, else SQLite."""
     url = settings.database_url.get_secret_value() if settings.database_url else None
+    interval = float(settings.poll_interval)
+    # The leader renews every interval/3 (bot.schedule); a dead leader's lease lapses after 1.5
+    # intervals, so a standby takes over within two. Only the leader delivers, so a claim only
+    # has to outlast one drain: a killed leader's claims free up soon after.
     return open_store(
         state_path=state_path or settings.state_path,
         database_url=url,
-        lease_seconds=float(settings.poll_interval),
+        lease_seconds=1.5 * interval,
+        claim_seconds=max(30.0, 2 * interval),
     )
 
 

@@ -40,13 +40,18 @@ __all__ = [
 
 
 def open_store(
-    *, state_path: Path, database_url: str | None, lease_seconds: float = 120
+    *,
+    state_path: Path,
+    database_url: str | None,
+    lease_seconds: float = 120,
+    claim_seconds: float = 60,
 ) -> StateStore:
     """PostgreSQL at ``database_url`` when it is set, else the SQLite file at ``state_path``.
 
     ``lease_seconds`` is how long the PostgreSQL poller lease lasts without renewal (the
-    SQLite poller lock is a file lock held until release). Raises ``StateError``.
+    SQLite poller lock is a file lock held until release); ``claim_seconds`` how long a claimed
+    delivery stays hidden from other processes. Raises ``StateError``.
     """
     if database_url:
-        return PostgresStore(database_url, lease_seconds=lease_seconds)
-    return SqliteStore(state_path)
+        return PostgresStore(database_url, lease_seconds=lease_seconds, claim_seconds=claim_seconds)
+    return SqliteStore(state_path, claim_seconds=claim_seconds)

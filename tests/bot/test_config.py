@@ -60,7 +60,7 @@ def test_instances_are_a_comma_list_where_star_means_all(
     ("name", "value"),
     [
         ("DCS_POLL_INTERVAL", "abc"),
-        ("DCS_POLL_INTERVAL", "1"),
+        ("DCS_POLL_INTERVAL", "0"),
         ("DCS_LOOKBACK", "forever"),
         ("DCS_RETENTION", "0d"),
         ("DCS_DIGEST_THRESHOLD", "0"),
