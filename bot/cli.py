@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except DcsError as exc:
         print(f"DCS: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # a port in use, a file that cannot be written...
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
@@ -156,13 +160,18 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     raise AssertionError(command)
 
 
-def _wait_for_signal(stop: threading.Event) -> None:
+def _stop_on_signal(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop``; installed before anything starts, so none is missed."""
+
     def handler(signum: int, _frame: object) -> None:
-        log.info("received %s, finishing the current delivery", signal.Signals(signum).name)
+        log.info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def _wait_for(stop: threading.Event) -> None:
     while not stop.wait(1.0):
         pass
 
@@ -184,8 +193,10 @@ def _poll(settings: Settings, *, once: bool, dry_run: bool) -> int:
                 print("another process is the poller; nothing done", file=sys.stderr)
                 return EXIT_FAILED
             return EXIT_OK if result.ok else EXIT_FAILED
+        # The signal sets the event the deliverer watches: it finishes the delivery in hand.
+        _stop_on_signal(parts.stopping)
         runner.start()
-        _wait_for_signal(parts.stopping)
+        _wait_for(parts.stopping)
         runner.stop()
         return EXIT_OK
     finally:
@@ -233,7 +244,9 @@ def _tasks(settings: Settings, args: argparse.Namespace) -> int:
     for instance_id, error in result.errors.items():
         print(f"error: {instance_id}: {error}", file=sys.stderr)
     if args.json:
-        json.dump([t.to_json() for t in result.tasks], sys.stdout, indent=2)
+        # params may carry secrets (password changes): never shown.
+        shown = [{k: v for k, v in t.to_json().items() if k != "params"} for t in result.tasks]
+        json.dump(shown, sys.stdout, indent=2)
         print()
     else:
         names = {i.instance_id: i.name for i in instances}
@@ -260,14 +273,22 @@ def _table(tasks: Sequence[Task], names: Mapping[str, str], total: int) -> str:
 
 
 def _simulate(port: int) -> int:
-    from bot.demo import demo_simulator
+    from bot.demo import DEMO_TOKEN, demo_simulator
 
     configure_logging("INFO")
     stop = threading.Event()
-    with demo_simulator(port=port) as sim:
-        print(f"DCS simulator on {sim.url} (project {sim.project_id}); Ctrl-C to stop", flush=True)
-        print(f"  DCS_ENDPOINT={sim.url} DCS_PROJECT_ID={sim.project_id} DCS_AUTH_TOKEN=demo")
-        _wait_for_signal(stop)
+    _stop_on_signal(stop)
+    with ExitStack() as running:
+        try:
+            sim = running.enter_context(demo_simulator(port=port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on port {port}: {exc.strerror}") from None
+        print(f"DCS simulator on {sim.url} (project {sim.project_id}); Ctrl-C to stop")
+        print(
+            f"  DCS_ENDPOINT={sim.url} DCS_PROJECT_ID={sim.project_id} DCS_AUTH_TOKEN={DEMO_TOKEN}",
+            flush=True,
+        )
+        _wait_for(stop)
     return EXIT_OK
 
 
@@ -286,3 +307,7 @@ def _migrate(settings: Settings, url: str) -> int:
         target.close()
     print("copied " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -132,7 +132,6 @@ class Settings(BaseSettings):
     os_user_domain_name: str | None = _env("OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME")
     os_project_id: str | None = _env("OS_PROJECT_ID")
     os_project_name: str | None = _env("OS_PROJECT_NAME")
-    os_cloud: str | None = _env("OS_CLOUD")
     auth_token: SecretStr | None = _env("DCS_AUTH_TOKEN")
 
     @field_validator("instances", "allowed_channels", "allowed_users", "admin_users", mode="before")
@@ -219,7 +218,8 @@ class Settings(BaseSettings):
                 "DCS credentials: none are set; set DCS_ACCESS_KEY and DCS_SECRET_KEY "
                 "(or OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_USER_DOMAIN_NAME, or DCS_AUTH_TOKEN)"
             )
-        if self.dcs_auth_mode == "iam" and not (self.os_project_id or self.os_project_name):
+        scoped = self.os_project_id or self.os_project_name or self.project_id
+        if self.dcs_auth_mode == "iam" and not scoped:
             problems.append(
                 "OS_PROJECT_ID: IAM login needs a project scope, e.g. OS_PROJECT_ID="
                 f"{EXAMPLES['DCS_PROJECT_ID']} (or OS_PROJECT_NAME=eu-de)"

@@ -23,9 +23,17 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    # Installed before anything starts, so a SIGTERM during start-up is not lost.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     parts = build(settings)
     assert parts.slack is not None
-    stop = threading.Event()
     try:
         runner = parts.runner()
         if not runner.heartbeat() and not settings.database_url:
@@ -60,18 +68,17 @@ def serve(settings: Settings) -> int:
             stop_socket = start_socket_mode(bolt, settings.slack_app_token.get_secret_value())
         else:
             server = HttpServer(make_wsgi_app(bolt, health), port=settings.port)
-        port = server.start()
+        try:
+            port = server.start()
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot listen on PORT={settings.port}: {exc.strerror}"
+            ) from None
         mode = "Socket Mode" if stop_socket else "HTTP"
         log.info("serving on port %d (%s), polling every %ds", port, mode, settings.poll_interval)
         runner.start()
-
-        def on_signal(signum: int, _frame: object) -> None:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        stop.wait()
+        while not stop.wait(1.0):
+            pass
         server.stop()
         if stop_socket is not None:
             stop_socket()
