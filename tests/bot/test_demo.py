@@ -1,0 +1,24 @@
+"""Tests for bot.demo: the scripted story runs through the real pipeline and tells itself."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from bot.demo import run_demo
+
+
+def test_the_demo_tells_its_story_through_the_real_pipeline() -> None:
+    """Baseline, a resize that succeeds, a failed switchover broadcast, a digest, a quiet cycle."""
+    console = Console(record=True, width=120)
+
+    assert run_demo(console, pause=0) == 0
+
+    shown = console.export_text()
+    assert "Removing IP addresses" in shown
+    assert "EXECUTING → SUCCESS" in shown
+    assert "EXECUTING → FAILED" in shown
+    assert "also sent to the channel" in shown
+    assert "12 new DCS tasks" in shown
+    assert "(no Slack calls)" in shown
+    # History from before the first cycle is recorded silently, never posted.
+    assert "Changing the port" not in shown
