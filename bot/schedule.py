@@ -29,7 +29,7 @@ class PollRunner:
         *,
         owner: str,
         interval: int,
-        jitter: int | None = None,
+        jitter: float | None = None,
         stopping: threading.Event | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -38,7 +38,7 @@ class PollRunner:
         self._store = store
         self._owner = owner
         self._interval = interval
-        self._jitter = max(1, interval // 20) if jitter is None else jitter
+        self._jitter = interval / 20 if jitter is None else jitter
         self._clock = clock
         # Shared with the Deliverer: once set, it finishes the delivery in hand and returns.
         self._stopping = stopping or threading.Event()

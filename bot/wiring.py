@@ -66,8 +66,7 @@ def open_state(settings: Settings, *, state_path: Path | None = None) -> StateSt
     url = settings.database_url.get_secret_value() if settings.database_url else None
     interval = float(settings.poll_interval)
     # The leader renews every interval/3 (bot.schedule); a dead leader's lease lapses after 1.5
-    # intervals, so a standby takes over within two. Only the leader delivers, so a claim only
-    # has to outlast one drain: a killed leader's claims free up soon after.
+    # intervals, so a standby takes over within two, freeing the dead leader's claims as it does.
     return open_store(
         state_path=state_path or settings.state_path,
         database_url=url,
@@ -111,7 +110,16 @@ def build(
             parts.slack = make_web_client(
                 settings.slack_bot_token.get_secret_value(), settings.slack_api_url
             )
-            parts.deliverer = Deliverer(parts.slack, store, stop=parts.stopping)
+            # Retries follow the poll interval (a 1 s poller retries within seconds, not
+            # minutes), capped at the Deliverer's defaults of 30 s doubling up to 15 min.
+            interval = float(settings.poll_interval)
+            parts.deliverer = Deliverer(
+                parts.slack,
+                store,
+                stop=parts.stopping,
+                backoff_base=min(30.0, interval),
+                backoff_max=min(900.0, 15 * interval),
+            )
         return parts
     except BaseException:
         store.close()

@@ -142,8 +142,10 @@ class StateStore(Protocol):
         ...
 
     def pending_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        """Deliveries due at ``now`` (``next_try_at`` unset or past), oldest first. On a shared
-        database each is handed to one caller only until it is done, failed or its claim ends."""
+        """Deliveries due at ``now`` (``next_try_at`` unset or past), oldest first. A delivery
+        waits while an earlier one to its channel is not due or is claimed, so each channel
+        keeps its order across restarts. On a shared database each is handed to one caller
+        only until it is done, failed or its claim ends."""
         ...
 
     def count_pending(self) -> int:

@@ -126,11 +126,20 @@ _INSERT_DELIVERY: Final = """
     INSERT INTO outbox (kind, channel, text, blocks, instance_id, task_id, reply_broadcast,
                         created_at, attempts, next_try_at, last_error)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+# A delivery waits while an earlier one to its channel waits (not due, or claimed), so a
+# channel's order survives restarts and failovers (an update never overtakes its post).
 _CLAIM: Final = """
-    WITH due AS (
+    WITH waiting AS (
+        SELECT channel, min(id) AS first_id FROM outbox
+        WHERE next_try_at > %(now)s OR claimed_until > %(now)s
+        GROUP BY channel),
+    due AS (
         SELECT id FROM outbox
         WHERE (next_try_at IS NULL OR next_try_at <= %(now)s)
           AND (claimed_until IS NULL OR claimed_until <= %(now)s)
+          AND NOT EXISTS (
+            SELECT 1 FROM waiting
+            WHERE waiting.channel = outbox.channel AND waiting.first_id < outbox.id)
         ORDER BY id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED)
@@ -549,6 +558,14 @@ class PostgresStore:
         with self._transaction("taking the poller lease") as cur:
             cur.execute(_ACQUIRE, {"owner": owner, "now": now, "until": now + self._lease})
             held = cur.fetchone() is not None
+            if held and self._lease_owner != owner:
+                # A new poller: the previous one's lease ran out (it died), and only the poller
+                # delivers, so its claims are stale: free them now rather than at claim end.
+                cur.execute(
+                    "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
+                    " WHERE claimed_by <> %s",
+                    (self._claimer,),
+                )
         if held:
             self._lease_owner = owner
         elif self._lease_owner == owner:

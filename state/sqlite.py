@@ -452,17 +452,24 @@ class SqliteStore:
 
     def pending_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
         """Due deliveries, oldest first; each handed out once until done, failed or its claim
-        (``claim_seconds``) ends."""
+        (``claim_seconds``) ends. A delivery waits while an earlier one to its channel is not
+        due or is claimed, so a channel's order survives a restart (an update never overtakes
+        its post)."""
         with self._op("reading deliveries"):
             out: list[Delivery] = []
+            waiting: set[str] = set()
             for _, data in self._scan("out:"):
                 delivery = _delivery_record(data)
+                if delivery.channel in waiting:
+                    continue
                 claim = self._claims.get(delivery.id)
                 due = delivery.next_try_at is None or delivery.next_try_at <= now
-                if due and (claim is None or claim <= now):
-                    out.append(delivery)
-                    if len(out) >= limit:
-                        break
+                if not (due and (claim is None or claim <= now)):
+                    waiting.add(delivery.channel)
+                    continue
+                out.append(delivery)
+                if len(out) >= limit:
+                    break
             until = now + timedelta(seconds=self._claim_seconds)
             for delivery in out:
                 self._claims[delivery.id] = until

@@ -378,3 +378,21 @@ def test_open_tasks_are_the_unfinished_ones_of_an_instance(store: StateStore) ->
     assert store.open_tasks(INSTANCE) == {}
     assert set(store.open_tasks(OTHER)) == {"t3"}
 
+
+def test_a_delivery_waits_behind_a_waiting_delivery_to_its_channel(store: StateStore) -> None:
+    """While a channel's oldest delivery waits for its retry, later ones to that channel are
+    not handed out (other channels are), so a restart cannot let an update overtake its post."""
+    store.commit_cycle(CycleCommit(deliveries=[post("t1"), post("t2", channel="C2")]))
+    first, _ = store.pending_deliveries(T0)
+    retry_at = T0 + timedelta(seconds=30)
+    store.delivery_failed(first.id, "http 503", retry_at)
+    store.commit_cycle(CycleCommit(deliveries=[post("t1", kind="update"), post("t3", "C2")]))
+    later = T0 + timedelta(minutes=5)  # every claim has ended
+
+    assert [d.channel for d in store.pending_deliveries(retry_at - timedelta(seconds=1))] == []
+    assert [(d.kind, d.channel) for d in store.pending_deliveries(later)] == [
+        ("post", "C1"),
+        ("post", "C2"),
+        ("update", "C1"),
+        ("post", "C2"),
+    ]

@@ -217,3 +217,19 @@ def test_close_releases_claims_for_others(postgres_factory: StoreFactory) -> Non
     assert b.pending_deliveries(T0) == []
     a.close()
     assert [d.id for d in b.pending_deliveries(T0 + timedelta(seconds=1))] == [claimed.id]
+
+
+def test_a_new_poller_frees_the_claims_of_the_previous_one(
+    postgres_factory: StoreFactory, clock: FakeClock
+) -> None:
+    """When the lease passes to another process (its holder died), the deliveries the old
+    holder had claimed are handed out at once, not only when their claim ends."""
+    a, b = postgres_factory(lease_seconds=10, claim_seconds=60), postgres_factory()
+    assert a.acquire_poller("host-a") is True
+    a.commit_cycle(CycleCommit(deliveries=[post(), post(kind="update")]))
+    claimed = a.pending_deliveries(clock.now)
+    clock.advance(11)  # a's lease has run out; its claims have not
+
+    assert b.pending_deliveries(clock.now) == []
+    assert b.acquire_poller("host-b") is True
+    assert [d.id for d in b.pending_deliveries(clock.now)] == [d.id for d in claimed]
