@@ -9,23 +9,28 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from bot.blocks import (
+    MAX_BLOCKS,
+    MAX_BUTTON_VALUE,
+    MAX_SECTION_TEXT,
+    MAX_TEXT,
+    MAX_VALUE,
+    context,
+    date_fallback,
+    date_token,
+    esc,
+    field_sections,
+    fit,
+    header,
+    section,
+    units,
+)
 from bot.models import Task, TaskDetails
-
-#: Slack Block Kit limits (counted, conservatively, in UTF-16 code units).
-MAX_BLOCKS = 50
-MAX_HEADER = 150
-MAX_SECTION_TEXT = 3000
-MAX_FIELDS = 10
-MAX_FIELD_TEXT = 2000
-MAX_CONTEXT_ELEMENTS = 10
-MAX_BUTTON_VALUE = 2000
-MAX_TEXT = 3000  # the notification fallback; Slack truncates far later, readers much earlier
-MAX_VALUE = 500  # one value from DCS, once escaped
 
 TASK_LABELS: dict[str, str] = {
     "EXTEND": "Modifying specifications",
@@ -127,24 +132,25 @@ def task_alert(task: Task, instance_name: str | None, *, now: datetime) -> Messa
     """The alert posted (and later updated in place) for one task."""
     emoji, label, status, instance = _heading(task, instance_name)
     blocks: list[dict[str, Any]] = [
-        _header(f"{emoji} {task_label(task.name)}"),
-        _section(_summary(task, instance_name)),
+        header(f"{emoji} {task_label(task.name)}"),
+        section(_summary(task, instance_name)),
     ]
-    blocks += _field_sections(_detail_facts(task.details))
-    context = []
+    blocks += _fields(_detail_facts(task.details))
+    lines = []
     who = task.user_name or task.user_id
     if who:
-        context.append(f"Started by *{_esc(who)}*")
+        lines.append(f"Started by *{esc(who)}*")
     if task.created_at is not None:
-        context.append(_date(task.created_at) if who else f"Started {_date(task.created_at)}")
+        started = date_token(task.created_at)
+        lines.append(started if who else f"Started {started}")
     if (elapsed := _elapsed(task, now)) is not None:
         verb = "Took" if task.is_final else "Running for"
-        context.append(f"{verb} {format_duration(elapsed)}")
-    context.append(f"Task `{_esc(task.id)}`")
-    blocks.append(_context(context))
+        lines.append(f"{verb} {format_duration(elapsed)}")
+    lines.append(f"Task `{esc(task.id)}`")
+    blocks.append(context(*lines))
     if actions := _actions(task):
         blocks.append(actions)
-    return Message(text=_fit(f"{emoji} {label} {status} on {instance}", MAX_TEXT), blocks=blocks)
+    return Message(text=fit(f"{emoji} {label} {status} on {instance}", MAX_TEXT), blocks=blocks)
 
 
 def transition_reply(task: Task, old_status: str, *, now: datetime) -> Message:
@@ -153,11 +159,11 @@ def transition_reply(task: Task, old_status: str, *, now: datetime) -> Message:
     old, new = _status(old_status), _status(task.status)
     elapsed = _elapsed(task, now)
     after = f" after {format_duration(elapsed)}" if elapsed is not None else ""
-    label = _esc(task_label(task.name))
+    label = esc(task_label(task.name))
     line = f"{emoji} *{label}*: {old} → *{new}*{after}"
     return Message(
-        text=_fit(f"{emoji} {label}: {old} → {new}{after}", MAX_TEXT),
-        blocks=[_section(line)],
+        text=fit(f"{emoji} {label}: {old} → {new}{after}", MAX_TEXT),
+        blocks=[section(line)],
     )
 
 
@@ -168,50 +174,50 @@ def digest(tasks: Sequence[tuple[Task, str | None]], *, now: datetime) -> Messag
     noun = "task" if count == 1 else "tasks"
     statuses = Counter(_status(task.status) for task, _ in tasks)
     summary = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
-    blocks: list[dict[str, Any]] = [_header(f":bell: {count} new DCS {noun}")]
+    blocks: list[dict[str, Any]] = [header(f":bell: {count} new DCS {noun}")]
     sections: list[str] = []
     listed = 0
     budget = MAX_BLOCKS - 2  # the header, and the "and N more" line
     for task, name in tasks:
-        line = _fit(_digest_line(task, name), MAX_SECTION_TEXT // 3)
-        if sections and _units(sections[-1]) + 1 + _units(line) <= MAX_SECTION_TEXT:
+        line = fit(_digest_line(task, name), MAX_SECTION_TEXT // 3)
+        if sections and units(sections[-1]) + 1 + units(line) <= MAX_SECTION_TEXT:
             sections[-1] += "\n" + line
         elif len(sections) < budget:
             sections.append(line)
         else:
             break
         listed += 1
-    blocks += [_section(text) for text in sections]
+    blocks += [section(text) for text in sections]
     if listed < count:
-        blocks.append(_context([f"… and {count - listed} more"]))
+        blocks.append(context(f"… and {count - listed} more"))
     text = f"{count} new DCS {noun}" + (f" ({summary})" if summary else "")
-    return Message(text=_fit(text, MAX_TEXT), blocks=blocks)
+    return Message(text=fit(text, MAX_TEXT), blocks=blocks)
 
 
 def task_details(task: Task, instance_name: str | None) -> Message:
     """Every field of a task that has a value, labelled in words ("Details" button, ``show``)."""
     emoji, label, status, instance = _heading(task, instance_name)
-    facts: list[tuple[str, str]] = [("Task ID", f"`{_esc(task.id)}`")]
+    facts: list[tuple[str, str]] = [("Task ID", f"`{esc(task.id)}`")]
     if task.name:
-        facts.append(("Task name", f"`{_esc(task.name)}`"))
+        facts.append(("Task name", f"`{esc(task.name)}`"))
     facts += [("Status", f"{emoji} {status}"), ("Instance", _instance_with_id(task, instance_name))]
     if task.user_name:
-        facts.append(("Started by", _esc(task.user_name)))
+        facts.append(("Started by", esc(task.user_name)))
     if task.user_id:
-        facts.append(("User ID", _esc(task.user_id)))
+        facts.append(("User ID", esc(task.user_id)))
     if task.created_at is not None:
-        facts.append(("Started", _date(task.created_at)))
+        facts.append(("Started", date_token(task.created_at)))
     if task.updated_at is not None:
-        facts.append(("Ended" if task.is_final else "Last updated", _date(task.updated_at)))
+        facts.append(("Ended" if task.is_final else "Last updated", date_token(task.updated_at)))
     if task.is_final and task.created_at is not None and task.updated_at is not None:
         seconds = (task.updated_at - task.created_at).total_seconds()
         facts.append(("Duration", format_duration(seconds)))
     facts += _detail_facts(task.details)
-    blocks = [_header(f"{emoji} {task_label(task.name)}"), _section(_summary(task, instance_name))]
-    blocks += _field_sections(facts)
+    blocks = [header(f"{emoji} {task_label(task.name)}"), section(_summary(task, instance_name))]
+    blocks += _fields(facts)
     lines = [f"{emoji} {label} {status} on {instance}"]
-    lines += [f"{name}: {_date_fallback_only(value)}" for name, value in facts]
-    return Message(text=_fit("\n".join(lines), MAX_TEXT), blocks=blocks)
+    lines += [f"{name}: {date_fallback(value)}" for name, value in facts]
+    return Message(text=fit("\n".join(lines), MAX_TEXT), blocks=blocks)
 
 
 # --- building blocks -------------------------------------------------------------------------
@@ -219,12 +225,12 @@ def task_details(task: Task, instance_name: str | None) -> Message:
 
 def _heading(task: Task, instance_name: str | None) -> tuple[str, str, str, str]:
     """Emoji, escaped label, status and escaped instance display for one task."""
-    instance = _esc(instance_display(task.instance_id, instance_name))
-    return status_emoji(task.status), _esc(task_label(task.name)), _status(task.status), instance
+    instance = esc(instance_display(task.instance_id, instance_name))
+    return status_emoji(task.status), esc(task_label(task.name)), _status(task.status), instance
 
 
 def _status(status: str) -> str:
-    return _esc(status.upper()) or "UNKNOWN"
+    return esc(status.upper()) or "UNKNOWN"
 
 
 def _summary(task: Task, instance_name: str | None) -> str:
@@ -233,14 +239,14 @@ def _summary(task: Task, instance_name: str | None) -> str:
 
 def _instance_with_id(task: Task, instance_name: str | None) -> str:
     if instance_name and instance_name != task.instance_id:
-        return f"*{_esc(instance_name)}* (`{_esc(task.instance_id)}`)"
-    return f"`{_esc(task.instance_id)}`"
+        return f"*{esc(instance_name)}* (`{esc(task.instance_id)}`)"
+    return f"`{esc(task.instance_id)}`"
 
 
 def _digest_line(task: Task, instance_name: str | None) -> str:
     emoji, label, status, instance = _heading(task, instance_name)
-    when = f" · {_date(task.created_at)}" if task.created_at is not None else ""
-    return f"{emoji} *{label}* {status} on *{instance}*{when} · `{_esc(task.id)}`"
+    when = f" · {date_token(task.created_at)}" if task.created_at is not None else ""
+    return f"{emoji} *{label}* {status} on *{instance}*{when} · `{esc(task.id)}`"
 
 
 def _elapsed(task: Task, now: datetime) -> float | None:
@@ -265,7 +271,7 @@ def _detail_facts(details: TaskDetails) -> list[tuple[str, str]]:
         value = parts[0] if len(parts) == 1 or parts[0] == parts[1] else f"{parts[0]} → {parts[1]}"
         if unit and all(_is_number(p) for p in parts):
             value = f"{value} {unit}"
-        facts.append((label, _esc(value)))
+        facts.append((label, esc(value)))
     for label, name in _FACTS:
         if name not in present:
             continue
@@ -278,7 +284,7 @@ def _detail_facts(details: TaskDetails) -> list[tuple[str, str]]:
             text = ", ".join(raw)
         else:
             text = str(raw)
-        facts.append((label, _esc(text)))
+        facts.append((label, esc(text)))
     return facts
 
 
@@ -289,33 +295,9 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _header(text: str) -> dict[str, Any]:
-    clean = _clean(text)
-    return {"type": "header", "text": {"type": "plain_text", "text": _fit(clean, MAX_HEADER)}}
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text, MAX_SECTION_TEXT)}}
-
-
-def _field_sections(facts: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Facts as two-column section fields, at most ``MAX_FIELDS`` per section."""
-    fields = [
-        {"type": "mrkdwn", "text": _fit(f"*{label}*\n{_fit(value, MAX_VALUE)}", MAX_FIELD_TEXT)}
-        for label, value in facts
-    ]
-    return [
-        {"type": "section", "fields": fields[i : i + MAX_FIELDS]}
-        for i in range(0, len(fields), MAX_FIELDS)
-    ]
-
-
-def _context(texts: Iterable[str]) -> dict[str, Any]:
-    elements = [
-        {"type": "mrkdwn", "text": _fit(text, MAX_SECTION_TEXT)}
-        for text in list(texts)[:MAX_CONTEXT_ELEMENTS]
-    ]
-    return {"type": "context", "elements": elements}
+def _fields(facts: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Facts as section fields, each value clipped to ``MAX_VALUE``."""
+    return field_sections((label, fit(value, MAX_VALUE)) for label, value in facts)
 
 
 def _actions(task: Task) -> dict[str, Any] | None:
@@ -336,56 +318,3 @@ def _actions(task: Task) -> dict[str, Any] | None:
             for action_id, text in buttons
         ],
     }
-
-
-def _date(when: datetime) -> str:
-    """Slack date formatting: shown in the reader's time zone, the UTC fallback elsewhere."""
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{_fallback(when)}>"
-
-
-def _fallback(when: datetime) -> str:
-    try:
-        return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    except OverflowError:  # a time at the very edge of the calendar, in a zone east or west
-        return when.strftime("%Y-%m-%d %H:%M %z")
-
-
-def _date_fallback_only(text: str) -> str:
-    """A mrkdwn value with Slack date tokens replaced by their fallback (for the plain text)."""
-    if text.startswith("<!date^") and "|" in text:
-        return text[text.index("|") + 1 : -1]
-    return text
-
-
-def _esc(value: str) -> str:
-    """Escape a DCS value for mrkdwn (``&``, ``<``, ``>``), clipped to ``MAX_VALUE``."""
-    escaped = _clean(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _fit(escaped, MAX_VALUE)
-
-
-def _clean(text: str) -> str:
-    """``text`` with lone surrogates (possible in JSON, refused by Slack) replaced by ``?``."""
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _units(text: str) -> int:
-    """Length as Slack may count it: UTF-16 code units."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _fit(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` units with an ellipsis, never inside an entity or ``<…>`` token."""
-    if _units(text) <= limit:
-        return text
-    used, end = 0, len(text)
-    for index, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > limit - 1:
-            end = index
-            break
-    cut = text[:end]
-    for opener, closer in (("&", ";"), ("<", ">")):
-        start = cut.rfind(opener)
-        if start != -1 and closer not in cut[start:]:
-            cut = cut[:start]
-    return cut + "…"

@@ -8,13 +8,25 @@ Task ``params`` are never read here.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt import Respond
 
+from bot.blocks import (
+    MAX_BLOCKS,
+    MAX_SECTION_TEXT,
+    MAX_TEXT,
+    context,
+    date_fallback,
+    date_token,
+    field_sections,
+    fit,
+    section,
+    units,
+)
+from bot.blocks import esc as _escape
 from bot.errors import (
     DcsApiError,
     DcsAuthError,
@@ -39,13 +51,9 @@ from state.base import InstanceCursor, Subscription
 
 logger = logging.getLogger(__name__)
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_TEXT = 3000
 #: Most tasks one ``list`` reply shows; the rest are counted in "and N more".
 MAX_LISTED = 50
 _MAX_VALUE = 300
-_DATE_TOKEN = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
 
 EXAMPLES = (
     ("/dcs-tasks list", "recent tasks of every watched instance (last 24h, 20 at most)"),
@@ -78,43 +86,12 @@ def send_ephemeral(
 
 
 def esc(value: object) -> str:
-    """A value for mrkdwn: ``&``, ``<``, ``>`` escaped, clipped, lone surrogates replaced."""
-    text = str(value).encode("utf-8", "replace").decode("utf-8")
-    if len(text) > _MAX_VALUE:
-        text = text[: _MAX_VALUE - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _fit(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    start = cut.rfind("<")  # never cut inside a <!date…> or <@U…> token
-    if start != -1 and ">" not in cut[start:]:
-        cut = cut[:start]
-    return cut + "…"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text, MAX_SECTION)}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _fit(text, MAX_SECTION)}]}
-
-
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": _fit(text, 150)}}
+    """A value for mrkdwn (see :func:`bot.blocks.esc`), clipped shorter than in alerts."""
+    return _escape(value, _MAX_VALUE)
 
 
 def _message(text: str, blocks: list[dict[str, Any]]) -> Message:
-    return Message(text=_fit(text, MAX_TEXT), blocks=blocks[:MAX_BLOCKS])
-
-
-def _date(when: datetime) -> str:
-    """A Slack date token: the reader's time zone, with a UTC fallback."""
-    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return Message(text=fit(text, MAX_TEXT), blocks=blocks[:MAX_BLOCKS])
 
 
 def _ago(when: datetime | None, now: datetime) -> str:
@@ -134,7 +111,7 @@ def _span(since: timedelta) -> str:
 
 def _plain(mrkdwn: str) -> str:
     """Rough plain text of mrkdwn for the notification fallback (date tokens as their text)."""
-    return _DATE_TOKEN.sub(r"\1", mrkdwn).replace("*", "").replace("`", "")
+    return date_fallback(mrkdwn).replace("*", "").replace("`", "")
 
 
 # --- help and refusals -----------------------------------------------------------------------
@@ -144,10 +121,10 @@ def help_message() -> Message:
     """``help``: every subcommand with an example."""
     lines = [f"`{command}`  {what}" for command, what in EXAMPLES]
     blocks = [
-        _section("*/dcs-tasks* answers questions about DCS background tasks. Only you see it."),
-        _section("*Usage*\n```" + FULL_USAGE + "```"),
-        _section("*Examples*\n" + "\n".join(lines)),
-        _context("INSTANCE is a watched instance's name or ID. Times: 90m, 24h, 7d."),
+        section("*/dcs-tasks* answers questions about DCS background tasks. Only you see it."),
+        section("*Usage*\n```" + FULL_USAGE + "```"),
+        section("*Examples*\n" + "\n".join(lines)),
+        context("INSTANCE is a watched instance's name or ID. Times: 90m, 24h, 7d."),
     ]
     return _message("/dcs-tasks usage:\n" + FULL_USAGE, blocks)
 
@@ -155,15 +132,15 @@ def help_message() -> Message:
 def usage_error(error: ParseError) -> Message:
     """Wrong input: the reason on one line, then the usage that applies."""
     blocks = [
-        _section(f":warning: {error.reason}"),
-        _section("```" + error.usage + "```"),
+        section(f":warning: {error.reason}"),
+        section("```" + error.usage + "```"),
     ]
     return _message(f"{_plain(error.reason)}\nUsage: {error.usage}", blocks)
 
 
 def notice(line: str) -> Message:
     """A one-line answer (a refusal, a confirmation, "not found")."""
-    return _message(_plain(line), [_section(line)])
+    return _message(_plain(line), [section(line)])
 
 
 def unknown_instance(wanted: str, watched: Sequence[Instance]) -> Message:
@@ -212,7 +189,7 @@ def unexpected() -> Message:
 
 def _task_line(task: Task, names: Mapping[str, str]) -> str:
     instance = esc(instance_display(task.instance_id, names.get(task.instance_id)))
-    when = f" · {_date(task.created_at)}" if task.created_at else ""
+    when = f" · {date_token(task.created_at)}" if task.created_at else ""
     return (
         f"{status_emoji(task.status)} *{esc(task_label(task.name))}* "
         f"{esc(task.status or 'UNKNOWN')} · {instance}{when} · `{esc(task.id)}`"
@@ -237,26 +214,24 @@ def task_list(result: QueryResult, query: ListTasks, names: Mapping[str, str]) -
     """``list``: one line per task, newest first, packed into sections; "and N more" when cut."""
     noun = "task" if result.total == 1 else "tasks"
     title = f"{result.total} DCS {noun} {_describe(query, names)}"
-    blocks: list[dict[str, Any]] = [_section(f":clipboard: {title}")]
+    blocks: list[dict[str, Any]] = [section(f":clipboard: {title}")]
     sections: list[str] = []
     shown = 0
     for task in result.tasks[:MAX_LISTED]:
         line = _task_line(task, names)
-        if sections and len(sections[-1]) + 1 + len(line) <= MAX_SECTION:
+        if sections and units(sections[-1]) + 1 + units(line) <= MAX_SECTION_TEXT:
             sections[-1] += "\n" + line
         else:
             sections.append(line)
         shown += 1
-    blocks += [_section(text) for text in sections]
+    blocks += [section(text) for text in sections]
     for instance_id, problem in list(result.errors.items())[:5]:
         name = esc(names.get(instance_id, instance_id))
-        blocks.append(_context(f":warning: Could not read *{name}*: {esc(problem)}"))
+        blocks.append(context(f":warning: Could not read *{name}*: {esc(problem)}"))
     if shown == 0 and not result.errors:
-        blocks.append(_context("Nothing matched. Widen it with since: (e.g. since:7d)."))
+        blocks.append(context("Nothing matched. Widen it with since: (e.g. since:7d)."))
     if result.total > shown:
-        blocks.append(
-            _context(f"… and {result.total - shown} more — narrow it with since:/status:")
-        )
+        blocks.append(context(f"… and {result.total - shown} more — narrow it with since:/status:"))
     lines = [title] + [_plain(_task_line(t, names)) for t in result.tasks[:10]]
     return _message("\n".join(lines), blocks)
 
@@ -285,7 +260,7 @@ def looked_up(found: TaskLookup, task_id: str, instance_name: str | None) -> Mes
 
 def with_note(message: Message, note: str) -> Message:
     """``message`` with a context line added at the end."""
-    blocks = [*message.blocks[: MAX_BLOCKS - 1], _context(note)]
+    blocks = [*message.blocks[: MAX_BLOCKS - 1], context(note)]
     return Message(text=message.text, blocks=blocks)
 
 
@@ -297,7 +272,7 @@ def instance_list(
 ) -> Message:
     """``instances``: each watched instance with its DCS status and last poll."""
     noun = "instance" if len(instances) == 1 else "instances"
-    blocks: list[dict[str, Any]] = [_section(f":card_file_box: {len(instances)} watched {noun}")]
+    blocks: list[dict[str, Any]] = [section(f":card_file_box: {len(instances)} watched {noun}")]
     lines = []
     for instance in instances[: MAX_BLOCKS - 2]:
         cursor = cursors.get(instance.instance_id)
@@ -309,12 +284,12 @@ def instance_list(
         )
         if cursor and cursor.last_error:
             text += f"\n:warning: {esc(cursor.last_error)}"
-        blocks.append(_section(text))
+        blocks.append(section(text))
         lines.append(_plain(text.replace("\n", " · ")))
     if len(instances) > MAX_BLOCKS - 2:
-        blocks.append(_context(f"… and {len(instances) - (MAX_BLOCKS - 2)} more"))
+        blocks.append(context(f"… and {len(instances) - (MAX_BLOCKS - 2)} more"))
     if not instances:
-        blocks.append(_context("No instance is watched: check DCS_INSTANCES."))
+        blocks.append(context("No instance is watched: check DCS_INSTANCES."))
     return _message("\n".join([f"{len(instances)} watched {noun}", *lines]), blocks)
 
 
@@ -342,10 +317,9 @@ def bot_status(code: int, report: Mapping[str, Any], *, started_at: datetime) ->
         ("Pending deliveries", esc(report.get("pending_deliveries", "unknown"))),
         ("Poll interval", f"{esc(report.get('poll_interval'))}s"),
         ("Version", esc(report.get("version"))),
-        ("Running since", _date(started_at)),
+        ("Running since", date_token(started_at)),
     ]
-    fields = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in facts]
-    blocks = [_section(verdict), {"type": "section", "fields": fields}]
+    blocks = [section(verdict), *field_sections(facts)]
     text = " · ".join([_plain(verdict), *(f"{n}: {_plain(v)}" for n, v in facts[:-1])])
     return _message(text, blocks)
 
@@ -405,10 +379,10 @@ def subscription_list(
         head = f":bell: This channel gets alerts for {len(lines)} subscription(s):"
     else:
         head = "This channel has no subscriptions. Add one with `/dcs-tasks subscribe INSTANCE|*`."
-    blocks = [_section(head)]
+    blocks = [section(head)]
     for start in range(0, min(len(lines), 40 * 20), 20):
-        blocks.append(_section("\n".join(lines[start : start + 20])))
+        blocks.append(section("\n".join(lines[start : start + 20])))
     if alert_channel:
         where = "this channel" if alert_channel == channel else f"<#{esc(alert_channel)}>"
-        blocks.append(_context(f"Every alert also goes to {where} (DCS_ALERT_CHANNEL)."))
+        blocks.append(context(f"Every alert also goes to {where} (DCS_ALERT_CHANNEL)."))
     return _message("\n".join([_plain(head), *map(_plain, lines[:20])]), blocks)
