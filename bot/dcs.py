@@ -370,6 +370,8 @@ def make_http_client(
         base_url=settings.dcs_endpoint.rstrip("/"),
         auth=build_auth(settings),
         timeout=httpx.Timeout(timeout),
+        # The poller keeps up to 32 requests in flight: keep that many connections alive.
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
         transport=transport,
         headers={"User-Agent": f"dcs-tasks-bot/{__version__}", "Accept": "application/json"},
         follow_redirects=False,

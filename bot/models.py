@@ -92,20 +92,7 @@ class TaskDetails:
         """Build from a DetailsBody object, ignoring unknown keys and values of the wrong type."""
         if not isinstance(data, Mapping):
             return cls()
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = data.get(f.name)
-            if f.name == "rename_commands":
-                values[f.name] = (
-                    tuple(str(c) for c in raw if c is not None) if isinstance(raw, list) else None
-                )
-            elif f.type == "bool | None":
-                values[f.name] = _bool(raw)
-            elif f.type == "int | None":
-                values[f.name] = _int(raw)
-            else:
-                values[f.name] = _str(raw)
-        return cls(**values)
+        return cls(**{name: convert(data.get(name)) for name, convert in _DETAIL_CONVERTERS})
 
     def present(self) -> dict[str, Any]:
         """The fields that have a value, in declaration order."""
@@ -115,6 +102,18 @@ class TaskDetails:
             if value is not None and value != ():
                 out[f.name] = value
         return out
+
+
+def _commands(raw: object) -> tuple[str, ...] | None:
+    return tuple(str(c) for c in raw if c is not None) if isinstance(raw, list) else None
+
+
+_CONVERTERS: dict[str, Any] = {"bool | None": _bool, "int | None": _int}
+# Worked out once: a poll cycle parses tens of thousands of DetailsBody objects.
+_DETAIL_CONVERTERS: tuple[tuple[str, Any], ...] = tuple(
+    (f.name, _commands if f.name == "rename_commands" else _CONVERTERS.get(str(f.type), _str))
+    for f in fields(TaskDetails)
+)
 
 
 @dataclass(frozen=True, slots=True)

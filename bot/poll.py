@@ -223,26 +223,37 @@ class Poller:
         self._last_prune: datetime | None = None
 
     def _fetch(self, instances: Sequence[Instance], now: datetime) -> list[Fetched]:
-        """Read each instance's tasks, and what is stored for them, a few instances at a time.
+        """Read each instance's tasks, at most ``max_in_flight`` requests at a time, and what is
+        stored for them: only unfinished and just-fetched tasks, never an instance's history,
+        each in one batched read for the whole cycle."""
+        unfinished = self._store.open_tasks([i.instance_id for i in instances])
 
-        Only unfinished and just-fetched tasks are loaded, never an instance's whole history.
-        """
-
-        def one(instance: Instance) -> Fetched:
-            iid = instance.instance_id
-            unfinished = self._store.open_tasks(iid)
-            start = window_start(unfinished, now, self._lookback)
+        def one(instance: Instance) -> tuple[Instance, list[Task] | None, str | None]:
+            start = window_start(unfinished.get(instance.instance_id, {}), now, self._lookback)
             try:
-                tasks = self._dcs.list_tasks(iid, start=start)
+                return instance, self._dcs.list_tasks(instance.instance_id, start=start), None
             except DcsError as exc:
                 log.warning("polling %s failed: %s", instance.name, exc)
-                return Fetched(instance, None, error=str(exc))
-            previous = {**unfinished, **self._store.tasks_by_id(iid, [t.id for t in tasks])}
-            return Fetched(instance, tasks, previous)
+                return instance, None, str(exc)
 
         workers = min(self._max_in_flight, max(1, len(instances)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-            return list(pool.map(one, instances))
+            answers = list(pool.map(one, instances))
+        stored = self._store.tasks_by_id(
+            {i.instance_id: [t.id for t in tasks] for i, tasks, _ in answers if tasks}
+        )
+        return [
+            Fetched(
+                instance,
+                tasks,
+                {
+                    **unfinished.get(instance.instance_id, {}),
+                    **stored.get(instance.instance_id, {}),
+                },
+                error,
+            )
+            for instance, tasks, error in answers
+        ]
 
     def run_cycle(self, *, commit: bool = True) -> CycleResult:
         """One cycle. With ``commit=False`` (dry run) nothing is written."""

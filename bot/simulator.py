@@ -225,6 +225,7 @@ def _get(data: object, *keys: str) -> object:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops handshakes when a poller opens 32 at once
 
     def __init__(self, address: tuple[str, int], sim: DcsSimulator) -> None:
         self.sim = sim

@@ -6,7 +6,7 @@ Times are timezone-aware UTC datetimes; JSON is the only serialisation (never pi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -120,12 +120,15 @@ class StateStore(Protocol):
         """Every remembered task of an instance, by task ID."""
         ...
 
-    def tasks_by_id(self, instance_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
-        """The remembered tasks of an instance among ``task_ids`` (unknown IDs are absent)."""
+    def tasks_by_id(
+        self, wanted: Mapping[str, Collection[str]]
+    ) -> dict[str, dict[str, TaskRecord]]:
+        """The remembered tasks among ``wanted`` (instance ID → task IDs), by instance then task
+        ID; unknown ones are absent. Batched: a poll cycle reads once, not once per instance."""
         ...
 
-    def open_tasks(self, instance_id: str) -> dict[str, TaskRecord]:
-        """The remembered tasks of an instance that have not finished, by task ID."""
+    def open_tasks(self, instance_ids: Collection[str]) -> dict[str, dict[str, TaskRecord]]:
+        """The remembered unfinished tasks of these instances, by instance then task ID."""
         ...
 
     def find_task(self, task_id: str) -> TaskRecord | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -216,6 +216,13 @@ def _delivery_record(row: Mapping[str, Any]) -> Delivery:
     )
 
 
+def _grouped(records: Iterable[TaskRecord]) -> dict[str, dict[str, TaskRecord]]:
+    out: dict[str, dict[str, TaskRecord]] = {}
+    for record in records:
+        out.setdefault(record.instance_id, {})[record.task_id] = record
+    return out
+
+
 def _cursor_record(row: Mapping[str, Any]) -> InstanceCursor:
     return InstanceCursor(
         instance_id=row["instance_id"],
@@ -365,24 +372,30 @@ class PostgresStore:
             cur.execute("SELECT * FROM tasks WHERE instance_id = %s", (instance_id,))
             return {row["task_id"]: _task_record(row) for row in cur}
 
-    def tasks_by_id(self, instance_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
-        """The remembered tasks of an instance among ``task_ids``, by task ID (unknown IDs
-        are absent): what a poll cycle needs without loading every task it ever saw."""
+    def tasks_by_id(
+        self, wanted: Mapping[str, Collection[str]]
+    ) -> dict[str, dict[str, TaskRecord]]:
+        """The remembered tasks among ``wanted`` (instance ID → task IDs), by instance then task
+        ID; unknown ones are absent. One query for the whole poll cycle."""
+        pairs = [(i, t) for i, ids in wanted.items() for t in ids]
+        if not pairs:
+            return {}
         with self._transaction("reading tasks") as cur:
             cur.execute(
-                "SELECT * FROM tasks WHERE instance_id = %s AND task_id = ANY(%s::text[])",
-                (instance_id, list(task_ids)),
+                "SELECT t.* FROM tasks t JOIN unnest(%s::text[], %s::text[]) AS w(i, k)"
+                " ON t.instance_id = w.i AND t.task_id = w.k",
+                ([i for i, _ in pairs], [t for _, t in pairs]),
             )
-            return {row["task_id"]: _task_record(row) for row in cur}
+            return _grouped(_task_record(row) for row in cur)
 
-    def open_tasks(self, instance_id: str) -> dict[str, TaskRecord]:
-        """The remembered tasks of an instance that have not finished, by task ID."""
+    def open_tasks(self, instance_ids: Collection[str]) -> dict[str, dict[str, TaskRecord]]:
+        """The remembered unfinished tasks of these instances, by instance then task ID."""
         with self._transaction("reading tasks") as cur:
             cur.execute(
-                "SELECT * FROM tasks WHERE instance_id = %s AND finished_at IS NULL",
-                (instance_id,),
+                "SELECT * FROM tasks WHERE finished_at IS NULL AND instance_id = ANY(%s::text[])",
+                (list(instance_ids),),
             )
-            return {row["task_id"]: _task_record(row) for row in cur}
+            return _grouped(_task_record(row) for row in cur)
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         """One remembered task by ID, whatever its instance."""

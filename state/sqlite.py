@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +57,12 @@ _PAGE: Final = 1000
 _SCAN: Final = (
     'SELECT key, value FROM "state" WHERE key >= ? AND key < ? AND key > ? ORDER BY key LIMIT ?'
 )
-_SELECT_KEYS: Final = 'SELECT key, value FROM "state" WHERE key IN (SELECT value FROM json_each(?))'
+# sqlitedict hands every result row to the caller through a queue between threads; packing a
+# page of rows into one JSON array row makes a read of thousands of records one hand-off.
+_SELECT_KEYS: Final = (
+    "SELECT json_group_array(json_array(key, json(value))) FROM \"state\""
+    " WHERE key IN (SELECT value FROM json_each(?))"
+)
 _COUNT_OUTBOX: Final = "SELECT COUNT(*) FROM \"state\" WHERE key >= 'out:' AND key < 'out;'"
 _FINISHED_BEFORE: Final = (
     "SELECT key, json_extract(value, '$.task_id') FROM \"state\" "
@@ -71,6 +76,13 @@ def _dumps(value: Any) -> str:
 
 def _q(part: str) -> str:
     return quote(part, safe="")
+
+
+def _grouped(records: Iterable[TaskRecord]) -> dict[str, dict[str, TaskRecord]]:
+    out: dict[str, dict[str, TaskRecord]] = {}
+    for record in records:
+        out.setdefault(record.instance_id, {})[record.task_id] = record
+    return out
 
 
 def _task_key(instance_id: str, task_id: str) -> str:
@@ -339,8 +351,9 @@ class SqliteStore:
         """Key/value pairs of the given keys that exist, a page at a time."""
         for start in range(0, len(keys), _PAGE):
             page = json.dumps(keys[start : start + _PAGE])
-            for key, value in list(self._conn.conn.select(_SELECT_KEYS, (page,))):
-                yield key, json.loads(value)
+            packed = self._conn.conn.select_one(_SELECT_KEYS, (page,))
+            for key, value in json.loads(packed[0]) if packed and packed[0] else ():
+                yield key, value
 
     def _with_messages(self, rows: Iterable[tuple[str, Any]]) -> Iterator[TaskRecord]:
         """Task records of ``task:`` rows, their messages read a page at a time."""
@@ -364,20 +377,25 @@ class SqliteStore:
             rows = self._scan(f"task:{_q(instance_id)}:")
             return {record.task_id: record for record in self._with_messages(rows)}
 
-    def tasks_by_id(self, instance_id: str, task_ids: Iterable[str]) -> dict[str, TaskRecord]:
-        """The remembered tasks of an instance among ``task_ids``, by task ID (unknown IDs
-        are absent): what a poll cycle needs without loading every task it ever saw."""
+    def tasks_by_id(
+        self, wanted: Mapping[str, Collection[str]]
+    ) -> dict[str, dict[str, TaskRecord]]:
+        """The remembered tasks among ``wanted`` (instance ID → task IDs), by instance then task
+        ID; unknown ones are absent. One batched read for the whole poll cycle."""
         with self._op("reading tasks"):
-            keys = sorted({_task_key(instance_id, task_id) for task_id in task_ids})
-            return {record.task_id: record for record in self._with_messages(self._select(keys))}
+            keys = sorted({_task_key(i, t) for i, ids in wanted.items() for t in ids})
+            return _grouped(self._with_messages(self._select(keys)))
 
-    def open_tasks(self, instance_id: str) -> dict[str, TaskRecord]:
-        """The remembered tasks of an instance that have not finished, by task ID."""
+    def open_tasks(self, instance_ids: Collection[str]) -> dict[str, dict[str, TaskRecord]]:
+        """The remembered unfinished tasks of these instances, by instance then task ID."""
+        wanted = {_q(i) for i in instance_ids}
         with self._op("reading tasks"):
             keys = [
-                "task:" + key[len("open:") :] for key, _ in self._scan(f"open:{_q(instance_id)}:")
+                "task:" + key[len("open:") :]
+                for key, _ in self._scan("open:")
+                if key[len("open:") :].split(":", 1)[0] in wanted
             ]
-            return {record.task_id: record for record in self._with_messages(self._select(keys))}
+            return _grouped(self._with_messages(self._select(keys)))
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         """One remembered task by ID, whatever its instance."""

@@ -70,10 +70,11 @@ def test_tasks_by_id_reads_only_the_asked_tasks(store: AnyStore) -> None:
     )
     [delivery] = store.pending_deliveries(T0)
     store.delivery_done(delivery.id, ts="2.2")
-    found = store.tasks_by_id(INSTANCE, ["t2", "t3", "t4", "unknown"])
-    assert set(found) == {"t2", "t3"}
-    assert found["t2"] == record("t2", messages={"C1": "2.2"})
-    assert store.tasks_by_id(INSTANCE, []) == {}
+    found = store.tasks_by_id({INSTANCE: ["t2", "t3", "t4", "unknown"], OTHER: ["t4", "t1"]})
+    assert {i: set(tasks) for i, tasks in found.items()} == {INSTANCE: {"t2", "t3"}, OTHER: {"t4"}}
+    assert found[INSTANCE]["t2"] == record("t2", messages={"C1": "2.2"})
+    assert store.tasks_by_id({INSTANCE: []}) == {}
+    assert store.tasks_by_id({}) == {}
 
 
 def test_commit_cycle_upsert_keeps_messages(store: StateStore) -> None:
@@ -367,16 +368,20 @@ def test_close_releases_the_poller(make_store: StoreFactory) -> None:
 
 
 def test_open_tasks_are_the_unfinished_ones_of_an_instance(store: StateStore) -> None:
-    """open_tasks lists unfinished tasks of one instance and forgets them once they finish."""
+    """open_tasks lists the unfinished tasks of the instances asked, forgetting finished ones."""
     running, done = record("t1"), record("t2", status="SUCCESS", finished_at=T0)
     elsewhere = record("t3", instance_id=OTHER)
     store.commit_cycle(CycleCommit(tasks=[running, done, elsewhere]))
-    assert set(store.open_tasks(INSTANCE)) == {"t1"}
-    assert store.open_tasks(INSTANCE)["t1"] == running
+    assert store.open_tasks([INSTANCE]) == {INSTANCE: {"t1": running}}
+    assert {i: set(t) for i, t in store.open_tasks([INSTANCE, OTHER]).items()} == {
+        INSTANCE: {"t1"},
+        OTHER: {"t3"},
+    }
 
     store.commit_cycle(CycleCommit(tasks=[replace(running, status="FAILED", finished_at=T0)]))
-    assert store.open_tasks(INSTANCE) == {}
-    assert set(store.open_tasks(OTHER)) == {"t3"}
+    assert store.open_tasks([INSTANCE]) == {}
+    assert set(store.open_tasks([OTHER])[OTHER]) == {"t3"}
+    assert store.open_tasks([]) == {}
 
 
 def test_a_delivery_waits_behind_a_waiting_delivery_to_its_channel(store: StateStore) -> None:
