@@ -3,6 +3,8 @@
 Every failure is classified in one place (``classify``): *retryable* ones (network, HTTP 5xx,
 rate limits, Slack's transient ``ok: false`` errors) stay in the outbox with a backed-off
 ``next_try_at``; *final* ones (``channel_not_found``, ``invalid_auth``...) are logged and dropped.
+Rate limits are per channel, as Slack's are: a 429 holds back its channel until ``Retry-After``
+ends while the drain goes on with the other channels.
 A delivery is removed only after Slack answered ok, so a crash between Slack's answer and
 ``StateStore.delivery_done`` sends it again on the next drain: a possible duplicate message is
 the price of never losing one (at-least-once).
@@ -16,6 +18,7 @@ import math
 import random
 import re
 import threading
+from bisect import insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,8 +99,10 @@ class Outcome:
 class DrainReport:
     """What one ``Deliverer.drain`` did.
 
-    ``retried`` counts deliveries left for a later try: those that failed and those held back
-    behind an earlier failed delivery to the same channel.
+    ``retried`` counts deliveries left for a later try: those that failed (or were still rate
+    limited when the drain ended) and those held back behind an earlier one to the same channel.
+    ``waited_seconds``: how long the drain slept because every channel it had deliveries for
+    was rate limited.
     """
 
     sent: int = 0
@@ -178,10 +183,11 @@ def make_web_client(
     (``connection_retries`` quick retries after ``retry_interval`` s, for a reset keep-alive or
     a dropped connection). Rate limits and 5xx are *not* retried in the client: its
     ``RateLimitErrorRetryHandler`` sleeps the full ``Retry-After`` with an uninjectable
-    ``time.sleep`` and no upper bound, and a 5xx retry would hold the drain thread. Instead they
-    come back to ``Deliverer``, which waits out a ``Retry-After`` up to its budget (injectable,
-    interruptible by ``stop``) and leaves anything else in the outbox with a backed-off
-    ``next_try_at``, where it survives restarts and shows in ``count_pending``.
+    ``time.sleep`` and no upper bound, blocking every other channel, and a 5xx retry would hold
+    the drain thread. Instead they come back to ``Deliverer``, which holds back only the
+    rate-limited channel until its ``Retry-After`` ends (waiting, within its budget, only when
+    no other channel has anything to send) and leaves anything else in the outbox with a
+    backed-off ``next_try_at``, where it survives restarts and shows in ``count_pending``.
     """
     handler = ConnectionErrorRetryHandler(
         max_retry_count=connection_retries,
@@ -197,6 +203,61 @@ def make_web_client(
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _id(delivery: Delivery) -> int:
+    return delivery.id
+
+
+class _Hand:
+    """What one drain has in hand: the deliveries it claimed and has not settled, oldest first
+    per channel, and the channels it may not send to now.
+
+    A channel is *limited* until its Retry-After ends (its head delivery stays in hand and is
+    tried again then), or *closed* for the rest of the drain after another retryable failure.
+    """
+
+    def __init__(self) -> None:
+        self.queues: dict[str, list[Delivery]] = {}
+        self.settled: set[int] = set()
+        self.limited: dict[str, datetime] = {}
+        self.closed: dict[str, tuple[datetime, int]] = {}
+        self.woke: datetime | None = None  # when the drain's last wait ended
+
+    def now(self, clock: Callable[[], datetime]) -> datetime:
+        """The drain's time: never before the end of its last wait, so a wait always frees
+        the channel it waited for, whatever the clock says."""
+        now = clock()
+        return now if self.woke is None or now >= self.woke else self.woke
+
+    def knows(self, delivery: Delivery) -> bool:
+        """True when the delivery is in hand or was settled in this drain."""
+        if delivery.id in self.settled:
+            return True
+        return any(d.id == delivery.id for d in self.queues.get(delivery.channel, ()))
+
+    def add(self, delivery: Delivery) -> None:
+        """Take a claimed delivery in hand, in id order within its channel."""
+        insort(self.queues.setdefault(delivery.channel, []), delivery, key=_id)
+
+    def settle(self, delivery: Delivery) -> None:
+        """The delivery's outcome is recorded: out of hand, and its channel's limit ends."""
+        self.queues[delivery.channel].remove(delivery)
+        self.settled.add(delivery.id)
+        self.limited.pop(delivery.channel, None)
+
+    def next_ready(self, now: datetime) -> Delivery | None:
+        """The oldest head among channels neither limited past ``now`` nor closed."""
+        heads = [
+            queue[0]
+            for channel, queue in self.queues.items()
+            if queue and channel not in self.closed and self.limited.get(channel, now) <= now
+        ]
+        return min(heads, key=_id, default=None)
+
+    def earliest_limit(self) -> datetime | None:
+        """When the first limited channel with something in hand may be sent to again."""
+        return min((t for c, t in self.limited.items() if self.queues.get(c)), default=None)
 
 
 class Deliverer:
@@ -215,8 +276,8 @@ class Deliverer:
         rng: random.Random | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        """``sleep`` waits out rate limits; by default it waits on ``stop``, so a stop request
-        cuts a wait short. ``max_rate_limit_wait`` bounds the total waiting of one drain."""
+        """``sleep`` waits for a rate-limited channel; by default it waits on ``stop``, so a stop
+        request cuts a wait short. ``max_rate_limit_wait``: the most one drain waits in total."""
         self._client = client
         self._store = store
         self._clock = clock
@@ -227,90 +288,140 @@ class Deliverer:
         self._max_wait = max_rate_limit_wait
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()  # one drain at a time
-        # channel -> (next try, id) of its delivery that failed retryably; later ones wait for it
-        self._held: dict[str, tuple[datetime, int]] = {}
 
     def drain(self) -> DrainReport:
         """Deliver everything due, oldest first, until nothing is due or ``stop`` is set.
 
-        Per channel, order is kept: after a retryable failure, the channel's later deliveries
-        (in this drain and the following ones) are held back until the failed one's next try,
-        so an update never overtakes its post.
+        Rate limits are per channel: a 429 holds back only its channel, until its Retry-After
+        ends, while the other channels go on; when every channel with something to send is
+        held, the drain sleeps until the first of them may send again, within
+        ``max_rate_limit_wait`` seconds in all. A held delivery is tried again from memory, so
+        a rate limit is no failed attempt; only when the drain ends with the channel still
+        held is it written to the outbox (``ratelimited``, next try when the limit ends).
+
+        Per channel, order is kept: a delivery is sent only after the earlier ones of its
+        channel were settled, and after a retryable failure the channel's later deliveries
+        are held back until the failed one's next try, so an update never overtakes its post.
+        ``stop`` ends the drain after the current delivery, or cuts a wait short.
         """
         with self._lock:
             report = DrainReport()
-            seen: set[int] = set()
+            hand = _Hand()
             while not self._stop.is_set():
-                now = self._clock()
-                due = [d for d in self._store.pending_deliveries(now) if d.id not in seen]
-                if not due:
+                now = hand.now(self._clock)
+                delivery = hand.next_ready(now)
+                if delivery is None:
+                    self._claim(hand, now, report)
+                    delivery = hand.next_ready(now)
+                if delivery is not None:
+                    self._deliver(delivery, hand, report)
+                elif not self._wait(hand, report):
                     break
-                for delivery in due:
-                    if self._stop.is_set():
-                        break
-                    seen.add(delivery.id)
-                    hold = self._held.get(delivery.channel)
-                    if hold is not None and hold[1] != delivery.id and hold[0] > self._clock():
-                        self._hold_back(delivery, *hold)
-                        report.retried += 1
-                        continue
-                    self._held.pop(delivery.channel, None)
-                    next_try = self._deliver(delivery, report)
-                    if next_try is not None:
-                        self._held[delivery.channel] = (next_try, delivery.id)
+            self._leave(hand, report)
+            if report.waited_seconds:
+                log.info(
+                    "Slack rate limits: waited %.1f s in this drain (%d sent)",
+                    report.waited_seconds,
+                    report.sent,
+                )
             return report
+
+    def _claim(self, hand: _Hand, now: datetime, report: DrainReport) -> None:
+        """Take the store's due deliveries in hand (the store keeps each channel's order)."""
+        for delivery in self._store.pending_deliveries(now):
+            if hand.knows(delivery):
+                continue
+            closed = hand.closed.get(delivery.channel)
+            if closed is not None:
+                self._hold_back(delivery, *closed)
+                hand.settled.add(delivery.id)
+                report.retried += 1
+                continue
+            hand.add(delivery)
+
+    def _wait(self, hand: _Hand, report: DrainReport) -> bool:
+        """Sleep until the first limited channel may send again; False when there is none, or
+        the wait would pass the drain's budget, or ``stop`` was set meanwhile."""
+        until = hand.earliest_limit()
+        if until is None:
+            return False
+        wait = max(0.0, (until - hand.now(self._clock)).total_seconds())
+        if report.waited_seconds + wait > self._max_wait:
+            return False
+        log.debug("every channel with deliveries is rate limited: waiting %.1f s", wait)
+        self._sleep(wait)
+        if self._stop.is_set():
+            return False
+        report.waited_seconds += wait
+        hand.woke = until
+        return True
+
+    def _leave(self, hand: _Hand, report: DrainReport) -> None:
+        """At the end of a drain, write down the channels still rate limited: the held delivery
+        retries when the limit ends, the channel's later ones in hand are held back behind it.
+        (What ``stop`` left unsent stays claimed until its claim ends.)"""
+        for channel, until in hand.limited.items():
+            queue = hand.queues.get(channel)
+            if not queue:
+                continue
+            head, *rest = queue
+            log.info(
+                "delivery %d (%s to %s) is rate limited; next try at %s",
+                head.id,
+                head.kind,
+                channel,
+                until.isoformat(timespec="seconds"),
+            )
+            self._store.delivery_failed(head.id, "ratelimited", until)
+            for delivery in rest:
+                self._hold_back(delivery, until, head.id)
+            report.retried += len(queue)
 
     def _hold_back(self, delivery: Delivery, next_try: datetime, behind: int) -> None:
         self._store.delivery_failed(
             delivery.id, f"held back behind delivery {behind} to the same channel", next_try
         )
 
-    def _deliver(self, delivery: Delivery, report: DrainReport) -> datetime | None:
-        """Send one delivery and record the outcome; return its next try when it must wait."""
-        outcome, ts = self._send(delivery, report)
+    def _deliver(self, delivery: Delivery, hand: _Hand, report: DrainReport) -> None:
+        """Send one delivery and record the outcome, or hold its channel on a rate limit."""
+        outcome, ts = self._call(delivery)
+        now = hand.now(self._clock)
         what = f"delivery {delivery.id} ({delivery.kind} to {delivery.channel})"
         if outcome.kind == "ok":
             self._store.delivery_done(delivery.id, ts)
+            hand.settle(delivery)
             report.sent += 1
-            return None
-        if outcome.kind == "final":
+        elif outcome.kind == "final":
             log.error("dropping %s: Slack error %s", what, outcome.reason)
             self._store.delivery_failed(delivery.id, outcome.reason, None)
+            hand.settle(delivery)
             report.dropped += 1
-            return None
-        next_try = self._clock() + timedelta(seconds=self._retry_delay(delivery, outcome))
-        log.warning(
-            "%s failed (attempt %d): %s; next try at %s",
-            what,
-            delivery.attempts + 1,
-            outcome.reason,
-            next_try.isoformat(timespec="seconds"),
-        )
-        self._store.delivery_failed(delivery.id, outcome.reason, next_try)
-        report.retried += 1
-        return next_try
+        elif outcome.reason == "ratelimited":
+            wait = outcome.retry_after or 1.0
+            log.debug("Slack rate limit on %s: holding it %.0f s", delivery.channel, wait)
+            hand.limited[delivery.channel] = now + timedelta(seconds=wait)
+        else:
+            next_try = now + timedelta(seconds=self._backoff(delivery, outcome))
+            log.warning(
+                "%s failed (attempt %d): %s; next try at %s",
+                what,
+                delivery.attempts + 1,
+                outcome.reason,
+                next_try.isoformat(timespec="seconds"),
+            )
+            self._store.delivery_failed(delivery.id, outcome.reason, next_try)
+            hand.settle(delivery)
+            report.retried += 1
+            hand.closed[delivery.channel] = (next_try, delivery.id)
+            for later in list(hand.queues[delivery.channel]):
+                self._hold_back(later, next_try, delivery.id)
+                hand.settle(later)
+                report.retried += 1
 
-    def _retry_delay(self, delivery: Delivery, outcome: Outcome) -> float:
-        if outcome.reason == "ratelimited" and outcome.retry_after is not None:
-            return outcome.retry_after
+    def _backoff(self, delivery: Delivery, outcome: Outcome) -> float:
         ceiling = min(self._backoff_max, self._backoff_base * 2 ** min(delivery.attempts, 30))
         backoff = self._rng.uniform(ceiling / 2, ceiling)  # "equal jitter"
         return max(backoff, outcome.retry_after or 0.0)
-
-    def _send(self, delivery: Delivery, report: DrainReport) -> tuple[Outcome, str | None]:
-        """Make the delivery's Slack call, waiting out rate limits within the drain's budget."""
-        while True:
-            outcome, ts = self._call(delivery)
-            if outcome.kind != "retry" or outcome.reason != "ratelimited":
-                return outcome, ts
-            wait = outcome.retry_after or 1.0
-            if report.waited_seconds + wait > self._max_wait or self._stop.is_set():
-                return outcome, ts
-            log.info("Slack rate limit on %s: waiting %.0f s", delivery.channel, wait)
-            self._sleep(wait)
-            report.waited_seconds += wait
-            if self._stop.is_set():
-                return outcome, ts
 
     def _call(self, delivery: Delivery) -> tuple[Outcome, str | None]:
         """One Slack call; the ``ts`` returned is what ``delivery_done`` should remember."""

@@ -119,6 +119,9 @@ def build(
                 stop=parts.stopping,
                 backoff_base=min(30.0, interval),
                 backoff_max=min(900.0, 15 * interval),
+                # A drain waits out rate limits for at most one interval, so it never holds
+                # the next poll back by more; what is left goes out on the next tick.
+                max_rate_limit_wait=min(120.0, interval),
             )
         return parts
     except BaseException:

@@ -7,7 +7,7 @@ import logging
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,23 @@ class Sleeps(list[float]):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+class PassingSleep(list[float]):
+    """Records each wait and moves the shared fake clock on by it: fake time that passes."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        self.clock.advance(seconds)
+
+
+def seconds_of(clock: Clock) -> Callable[[], float]:
+    """The fake clock as FakeSlack's rate limiter reads time: seconds since T0."""
+    return lambda: (clock.now - T0).total_seconds()
 
 
 @pytest.fixture
@@ -234,6 +251,121 @@ def test_a_rate_limit_longer_than_the_budget_is_left_for_later(
     assert texts(fake, C1) == ["one"]
 
 
+def test_grouped_rate_limits_interleave_channels_and_wait_only_the_floor(
+    store: SqliteStore, clock: Clock
+) -> None:
+    """Alerts grouped by channel: a 429 holds only its channel, every channel sends its burst
+    before the first wait, and the drain waits the per-channel floor in all, in order, once."""
+    channels = [f"C00000{k}0" for k in range(5)]
+    sleep = PassingSleep(clock)
+    at_first_wait: dict[str, int] = {}
+    with FakeSlack(
+        token=TOKEN, clock=seconds_of(clock), rate_limit=RateLimit(per_second=1, burst=3)
+    ) as fake:
+
+        def watched_sleep(seconds: float) -> None:
+            if not sleep:
+                at_first_wait.update({c: len(fake.messages(c)) for c in channels})
+            sleep(seconds)
+
+        enqueue(store, *(post(c, f"{c}-{i}") for c in channels for i in range(10)))
+        report = deliverer(fake, store, clock, Sleeps(), sleep=watched_sleep).drain()
+        # floor: (10 alerts - burst 3) / 1 per s = 7 s, the channels side by side
+        assert report == DrainReport(sent=50, retried=0, dropped=0, waited_seconds=7.0)
+        assert sleep == [1.0] * 7
+        assert at_first_wait == {c: 3 for c in channels}
+        for c in channels:
+            assert texts(fake, c) == [f"{c}-{i}" for i in range(10)]
+        # each channel: 10 sent, and one 429 per second it waited
+        assert len(fake.calls_to("chat.postMessage")) == 50 + 5 * 7
+    assert store.count_pending() == 0
+
+
+def test_a_rate_limited_post_is_followed_by_its_update_and_reply_in_order(
+    store: SqliteStore, clock: Clock
+) -> None:
+    """Under a burst-1 limit, a task's post, update and reply go out in that order (the update
+    edits the post, the reply threads under it) while another channel is served meanwhile."""
+    sleep = PassingSleep(clock)
+    with FakeSlack(
+        token=TOKEN, clock=seconds_of(clock), rate_limit=RateLimit(per_second=1, burst=1)
+    ) as fake:
+        enqueue(
+            store,
+            post(C1, "EXECUTING", "t1"),
+            post(C2, "b1"),
+            NewDelivery("update", C1, "SUCCESS", (), "inst-1", "t1"),
+            NewDelivery("reply", C1, "EXECUTING → SUCCESS", (), "inst-1", "t1"),
+            post(C2, "b2"),
+            tasks=("t1",),
+        )
+        report = deliverer(fake, store, clock, Sleeps(), sleep=sleep).drain()
+        assert report == DrainReport(sent=5, retried=0, dropped=0, waited_seconds=2.0)
+        assert sleep == [1.0, 1.0]
+        alert, reply = fake.messages(C1)
+        assert (alert.text, alert.edited) == ("SUCCESS", True)
+        assert (reply.text, reply.thread_ts) == ("EXECUTING → SUCCESS", alert.ts)
+        assert texts(fake, C2) == ["b1", "b2"]
+
+
+def test_the_wait_budget_bounds_a_drain_and_the_rest_follows_in_order(
+    store: SqliteStore, clock: Clock
+) -> None:
+    """A drain waits at most max_rate_limit_wait in all; the rest keeps its order and the
+    limit's end as next try, and goes out once in a later drain."""
+    sleep = PassingSleep(clock)
+    with FakeSlack(
+        token=TOKEN, clock=seconds_of(clock), rate_limit=RateLimit(per_second=1, burst=3)
+    ) as fake:
+        enqueue(store, *(post(C1, f"m{i}") for i in range(10)))
+        worker = deliverer(fake, store, clock, Sleeps(), sleep=sleep, max_rate_limit_wait=4)
+        assert worker.drain() == DrainReport(sent=7, retried=3, dropped=0, waited_seconds=4.0)
+        assert sleep == [1.0] * 4
+        held, *behind = store.all_deliveries()
+        assert (held.text, held.last_error, held.attempts) == ("m7", "ratelimited", 1)
+        assert held.next_try_at == clock.now + timedelta(seconds=1)
+        assert [d.next_try_at for d in behind] == [held.next_try_at] * 2
+        assert all("held back" in (d.last_error or "") for d in behind)
+
+        assert worker.drain() == DrainReport()  # the limit has not ended yet
+        clock.advance(1)
+        assert worker.drain().sent == 3
+        assert texts(fake, C1) == [f"m{i}" for i in range(10)]
+    assert store.count_pending() == 0
+
+
+def test_rate_limits_within_a_drain_are_not_counted_as_attempts(
+    fake: FakeSlack, store: SqliteStore, clock: Clock
+) -> None:
+    """A delivery rate limited twice, then failing with a 500, is recorded as its first failed
+    attempt (backoff within [base / 2, base]), not its third."""
+    fake.fail_next("chat.postMessage", status=429, retry_after=1, count=2)
+    fake.fail_next("chat.postMessage", status=500)
+    enqueue(store, post(C1, "x"))
+    sleep = PassingSleep(clock)
+    report = deliverer(fake, store, clock, Sleeps(), sleep=sleep).drain()
+    assert report == DrainReport(sent=0, retried=1, dropped=0, waited_seconds=2.0)
+    (pending,) = store.all_deliveries()
+    assert (pending.attempts, pending.last_error) == (1, "http 500 internal_error")
+    assert pending.next_try_at is not None
+    assert 5.0 <= (pending.next_try_at - clock.now).total_seconds() <= 10.0
+
+
+def test_a_channel_slack_keeps_limiting_ends_the_drain_at_the_budget(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
+) -> None:
+    """With Slack answering 429 every time and a clock that never moves, the drain never spins:
+    each wait buys one more try, and the waits stop at the budget."""
+    fake.fail_next("chat.postMessage", status=429, retry_after=1, count=100)
+    enqueue(store, post(C1, "x"))
+    report = deliverer(fake, store, clock, sleeps, max_rate_limit_wait=5).drain()
+    assert report == DrainReport(sent=0, retried=1, dropped=0, waited_seconds=5.0)
+    assert sleeps == [1.0] * 5
+    assert len(fake.calls) == 6
+    (pending,) = store.all_deliveries()
+    assert (pending.attempts, pending.last_error) == (1, "ratelimited")
+
+
 # -- outages, network errors and order ----------------------------------------------------------
 
 
@@ -410,21 +542,52 @@ def test_a_set_stop_event_sends_nothing(
     assert store.count_pending() == 1
 
 
+class StoppingStore:
+    """A store whose first recorded delivery comes with a stop request (SIGTERM mid-drain)."""
+
+    def __init__(self, inner: SqliteStore, stop: threading.Event) -> None:
+        self.inner, self.stop = inner, stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delivery_done(self, delivery_id: int, ts: str | None = None) -> None:
+        self.stop.set()
+        self.inner.delivery_done(delivery_id, ts)
+
+
 def test_stop_finishes_the_current_delivery_and_returns(
-    fake: FakeSlack, store: SqliteStore, clock: Clock
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
 ) -> None:
     """A stop during a delivery lets that delivery end, then the drain returns."""
     stop = threading.Event()
+    enqueue(store, post(C1, "a"), post(C2, "b"), post(C1, "c"))
+    worker = deliverer(fake, StoppingStore(store, stop), clock, sleeps, stop=stop)
+    assert worker.drain() == DrainReport(sent=1, retried=0, dropped=0, waited_seconds=0.0)
+    assert len(fake.calls) == 1
+    assert texts(fake, C1) == ["a"]
+    assert store.count_pending() == 2
+
+
+def test_a_stop_during_a_rate_limit_wait_ends_the_drain(
+    fake: FakeSlack, store: SqliteStore, clock: Clock
+) -> None:
+    """While C1 waits out a 429, C2 is served; a stop during the wait ends the drain, and C1's
+    delivery keeps the limit's end as its next try."""
+    stop = threading.Event()
 
     def sleep(seconds: float) -> None:
-        stop.set()  # SIGTERM arrives while the first delivery waits out a rate limit
+        stop.set()  # SIGTERM arrives while the drain waits for C1's rate limit
 
     fake.fail_next("chat.postMessage", status=429, retry_after=2)
     enqueue(store, post(C1, "a"), post(C2, "b"))
     report = deliverer(fake, store, clock, Sleeps(), stop=stop, sleep=sleep).drain()
-    assert (report.sent, report.retried) == (0, 1)
-    assert len(fake.calls) == 1
-    assert store.count_pending() == 2
+    assert report == DrainReport(sent=1, retried=1, dropped=0, waited_seconds=0.0)
+    assert len(fake.calls) == 2
+    assert texts(fake, C2) == ["b"]
+    (pending,) = store.all_deliveries()
+    assert (pending.text, pending.last_error) == ("a", "ratelimited")
+    assert pending.next_try_at == T0 + timedelta(seconds=2)
 
 
 def test_a_stop_request_cuts_a_rate_limit_wait_short(
