@@ -240,7 +240,13 @@ class Poller:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
             answers = list(pool.map(one, instances))
         stored = self._store.tasks_by_id(
-            {i.instance_id: [t.id for t in tasks] for i, tasks, _ in answers if tasks}
+            {
+                i.instance_id: [
+                    t.id for t in tasks if t.id not in unfinished.get(i.instance_id, {})
+                ]
+                for i, tasks, _ in answers
+                if tasks
+            }
         )
         return [
             Fetched(

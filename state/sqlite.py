@@ -60,8 +60,13 @@ _SCAN: Final = (
 # sqlitedict hands every result row to the caller through a queue between threads; packing a
 # page of rows into one JSON array row makes a read of thousands of records one hand-off.
 _SELECT_KEYS: Final = (
-    "SELECT json_group_array(json_array(key, json(value))) FROM \"state\""
+    'SELECT json_group_array(json_array(key, json(value))) FROM "state"'
     " WHERE key IN (SELECT value FROM json_each(?))"
+)
+_OPEN_TASKS: Final = (
+    'SELECT json_group_array(json_array(t.key, json(t.value))) FROM "state" o'
+    " JOIN \"state\" t ON t.key = 'task:' || substr(o.key, 6)"
+    " WHERE o.key >= 'open:' AND o.key < 'open;'"
 )
 _COUNT_OUTBOX: Final = "SELECT COUNT(*) FROM \"state\" WHERE key >= 'out:' AND key < 'out;'"
 _FINISHED_BEFORE: Final = (
@@ -352,8 +357,7 @@ class SqliteStore:
         for start in range(0, len(keys), _PAGE):
             page = json.dumps(keys[start : start + _PAGE])
             packed = self._conn.conn.select_one(_SELECT_KEYS, (page,))
-            for key, value in json.loads(packed[0]) if packed and packed[0] else ():
-                yield key, value
+            yield from json.loads(packed[0]) if packed and packed[0] else ()
 
     def _with_messages(self, rows: Iterable[tuple[str, Any]]) -> Iterator[TaskRecord]:
         """Task records of ``task:`` rows, their messages read a page at a time."""
@@ -390,12 +394,10 @@ class SqliteStore:
         """The remembered unfinished tasks of these instances, by instance then task ID."""
         wanted = {_q(i) for i in instance_ids}
         with self._op("reading tasks"):
-            keys = [
-                "task:" + key[len("open:") :]
-                for key, _ in self._scan("open:")
-                if key[len("open:") :].split(":", 1)[0] in wanted
-            ]
-            return _grouped(self._with_messages(self._select(keys)))
+            packed = self._conn.conn.select_one(_OPEN_TASKS)
+            rows = json.loads(packed[0]) if packed and packed[0] else []
+            mine = [(k, v) for k, v in rows if k[len("task:") :].split(":", 1)[0] in wanted]
+            return _grouped(self._with_messages(mine))
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         """One remembered task by ID, whatever its instance."""

@@ -4,6 +4,7 @@ returns figures with the right keys and sane values. Never an assertion on speed
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import psycopg
 import pytest
@@ -57,30 +58,48 @@ def test_quiet_cycle_calls_slack_never_and_commits_once() -> None:
     assert_reports(bench_quiet.report(m))
 
 
-def _state_is_sane(m: dict[str, object]) -> None:
-    steady, by_id, prune = m["steady"], m["steady_by_id"], m["prune"]
-    assert isinstance(steady, dict)
-    assert isinstance(by_id, dict)
-    assert isinstance(prune, dict)
-    assert (steady["changed"], steady["deliveries"], steady["records_read"]) == (20, 40, 200)
-    assert by_id["records_read"] == 80
-    assert steady["peak_rss_kb"] > steady["rss_start_kb"] > 0
+#: Tiny change rates for 20 instances x 4 running tasks: quiet, the target's, and a stress one.
+STATE_RATES = (
+    bench_state.Rate("quiet", "quiet", 0),
+    bench_state.Rate(bench_state.TARGET_RATE, "busy", 5),
+    bench_state.Rate("stress", "stress", 20, stress=True),
+)
+
+
+def _state_is_sane(m: dict[str, Any]) -> None:
+    """Every rate's cycles read as the Poller does (all 80 running tasks, then the 80 fetched
+    ones by ID), finish that many tasks with an update and a reply each, and pruning removes
+    what passed the retention window."""
+    steady, prune = m["steady"], m["prune"]
+    assert set(steady) == {rate.key for rate in STATE_RATES}
+    for rate in STATE_RATES:
+        figures = steady[rate.key]
+        k = rate.changes
+        assert figures["changed"] == figures["recorded"] == [k]
+        assert figures["deliveries"] == [2 * k]
+        assert figures["open_read"] == [80 - c * k for c in range(bench_state.CYCLES)]
+        assert figures["by_id_read"] == [80] * bench_state.CYCLES
+        assert figures["warm_pruned"] == 0
+        assert figures["peak_rss_kb"] > figures["rss_start_kb"] > 0
+    assert m["after_fill"][1] == m["after_steady"][1] == 200
     points = prune["points"]
     assert points[0]["tasks"] == 200
     assert points[-1]["pruned"] > 0
     assert points[-1]["tasks"] < 200 + prune["per_day"] * points[-1]["day"]
 
 
-def test_state_sqlite_reports_commit_rss_and_pruning() -> None:
-    """On SQLite, the state phases report commit times, peak RSS, and pruning that removes
-    what passed the retention window."""
-    m = bench_state.measure(backend="sqlite", instances=20, tasks=10, days=30)
+def test_state_sqlite_reports_cycle_reads_commit_rss_and_pruning() -> None:
+    """On SQLite, the Poller's cycles at each change rate report reads, commit times and peak
+    RSS, and pruning removes what passed the retention window."""
+    m = bench_state.measure(backend="sqlite", instances=20, tasks=10, days=30, rates=STATE_RATES)
     _state_is_sane(m)
-    assert_reports(bench_state.report([m]))
+    result = bench_state.report([m])
+    assert_reports(result)
+    assert [t.met is not None for t in result.targets] == [True, True, True]
 
 
 @pytest.mark.postgres
-def test_state_postgres_reports_commit_rss_and_pruning() -> None:
+def test_state_postgres_reports_cycle_reads_commit_rss_and_pruning() -> None:
     """The same on PostgreSQL, in a schema of its own that is dropped afterwards."""
     try:
         psycopg.connect(pg_url(), connect_timeout=3).close()
@@ -88,8 +107,15 @@ def test_state_postgres_reports_commit_rss_and_pruning() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL: {exc}")
         pytest.skip(f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL: {exc}")
-    m = bench_state.measure(backend="postgres", instances=20, tasks=10, days=30)
+    m = bench_state.measure(backend="postgres", instances=20, tasks=10, days=30, rates=STATE_RATES)
     _state_is_sane(m)
+
+
+def test_state_rates_cannot_finish_more_tasks_than_are_running() -> None:
+    """A change rate that would need more running tasks than the fetched windows hold is
+    refused rather than measured wrong."""
+    with pytest.raises(ValueError, match="running tasks"):
+        bench_state.finishing_order(20, 21)
 
 
 def test_ack_answers_every_signed_command_with_200() -> None:
