@@ -33,6 +33,7 @@ from state.base import (
     Subscription,
     TaskRecord,
 )
+from state.rows import cursor_from, delivery_from, grouped, subscription_from
 
 log = logging.getLogger(__name__)
 
@@ -199,50 +200,6 @@ def _task_params(record: TaskRecord) -> tuple[Any, ...]:
     )
 
 
-def _delivery_record(row: Mapping[str, Any]) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        kind=row["kind"],
-        channel=row["channel"],
-        text=row["text"],
-        blocks=row["blocks"],
-        instance_id=row["instance_id"],
-        task_id=row["task_id"],
-        reply_broadcast=row["reply_broadcast"],
-        created_at=_required_utc(row["created_at"]),
-        attempts=row["attempts"],
-        next_try_at=_utc(row["next_try_at"]),
-        last_error=row["last_error"],
-    )
-
-
-def _grouped(records: Iterable[TaskRecord]) -> dict[str, dict[str, TaskRecord]]:
-    out: dict[str, dict[str, TaskRecord]] = {}
-    for record in records:
-        out.setdefault(record.instance_id, {})[record.task_id] = record
-    return out
-
-
-def _cursor_record(row: Mapping[str, Any]) -> InstanceCursor:
-    return InstanceCursor(
-        instance_id=row["instance_id"],
-        name=row["name"],
-        baselined=row["baselined"],
-        last_polled_at=_utc(row["last_polled_at"]),
-        last_error=row["last_error"],
-    )
-
-
-def _sub_record(row: Mapping[str, Any]) -> Subscription:
-    return Subscription(
-        channel=row["channel"],
-        instance=row["instance"],
-        statuses=tuple(row["statuses"]),
-        names=tuple(row["names"]),
-        created_by=row["created_by"],
-    )
-
-
 class PostgresStore:
     """The ``StateStore`` kept in PostgreSQL.
 
@@ -386,7 +343,7 @@ class PostgresStore:
                 " ON t.instance_id = w.i AND t.task_id = w.k",
                 ([i for i, _ in pairs], [t for _, t in pairs]),
             )
-            return _grouped(_task_record(row) for row in cur)
+            return grouped(_task_record(row) for row in cur)
 
     def open_tasks(self, instance_ids: Collection[str]) -> dict[str, dict[str, TaskRecord]]:
         """The remembered unfinished tasks of these instances, by instance then task ID."""
@@ -395,7 +352,7 @@ class PostgresStore:
                 "SELECT * FROM tasks WHERE finished_at IS NULL AND instance_id = ANY(%s::text[])",
                 (list(instance_ids),),
             )
-            return _grouped(_task_record(row) for row in cur)
+            return grouped(_task_record(row) for row in cur)
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         """One remembered task by ID, whatever its instance."""
@@ -424,7 +381,7 @@ class PostgresStore:
         """Every instance cursor, by instance ID."""
         with self._transaction("reading cursors") as cur:
             cur.execute("SELECT * FROM cursors")
-            return {row["instance_id"]: _cursor_record(row) for row in cur}
+            return {row["instance_id"]: cursor_from(row, _utc) for row in cur}
 
     def commit_cycle(self, commit: CycleCommit) -> None:
         """Upsert tasks (keeping their stored messages), cursors and meta, append deliveries;
@@ -468,13 +425,13 @@ class PostgresStore:
         args = {"now": now, "limit": limit, "until": now + self._claim, "by": self._claimer}
         with self._transaction("claiming deliveries") as cur:
             cur.execute(_CLAIM, args)
-            return sorted((_delivery_record(row) for row in cur), key=lambda d: d.id)
+            return sorted((delivery_from(row, _utc) for row in cur), key=lambda d: d.id)
 
     def all_deliveries(self) -> list[Delivery]:
         """Every delivery still in the outbox, due or not (for migration)."""
         with self._transaction("reading deliveries") as cur:
             cur.execute("SELECT * FROM outbox ORDER BY id")
-            return [_delivery_record(row) for row in cur]
+            return [delivery_from(row, _utc) for row in cur]
 
     def count_pending(self) -> int:
         """How many deliveries are still waiting (due or not)."""
@@ -524,7 +481,9 @@ class PostgresStore:
                 cur.execute("SELECT * FROM subscriptions")
             else:
                 cur.execute("SELECT * FROM subscriptions WHERE channel = %s", (channel,))
-            return sorted((_sub_record(r) for r in cur), key=lambda s: (s.channel, s.instance))
+            return sorted(
+                (subscription_from(r) for r in cur), key=lambda s: (s.channel, s.instance)
+            )
 
     def add_subscription(self, subscription: Subscription) -> None:
         """Add or replace the subscription of (channel, instance)."""

@@ -45,6 +45,7 @@ from state.base import (
     Subscription,
     TaskRecord,
 )
+from state.rows import cursor_from, delivery_from, grouped, subscription_from
 
 TABLE: Final = "state"
 FORMAT_VERSION: Final = 1
@@ -81,13 +82,6 @@ def _dumps(value: Any) -> str:
 
 def _q(part: str) -> str:
     return quote(part, safe="")
-
-
-def _grouped(records: Iterable[TaskRecord]) -> dict[str, dict[str, TaskRecord]]:
-    out: dict[str, dict[str, TaskRecord]] = {}
-    for record in records:
-        out.setdefault(record.instance_id, {})[record.task_id] = record
-    return out
 
 
 def _task_key(instance_id: str, task_id: str) -> str:
@@ -156,35 +150,6 @@ def _cursor_json(cursor: InstanceCursor) -> dict[str, Any]:
     }
 
 
-def _cursor_record(data: Mapping[str, Any]) -> InstanceCursor:
-    return InstanceCursor(
-        instance_id=data["instance_id"],
-        name=data["name"],
-        baselined=data["baselined"],
-        last_polled_at=_parse_time(data["last_polled_at"]),
-        last_error=data["last_error"],
-    )
-
-
-def _delivery_record(data: Mapping[str, Any]) -> Delivery:
-    created = _parse_time(data["created_at"])
-    assert created is not None
-    return Delivery(
-        id=data["id"],
-        kind=data["kind"],
-        channel=data["channel"],
-        text=data["text"],
-        blocks=data["blocks"],
-        instance_id=data["instance_id"],
-        task_id=data["task_id"],
-        reply_broadcast=data["reply_broadcast"],
-        created_at=created,
-        attempts=data["attempts"],
-        next_try_at=_parse_time(data["next_try_at"]),
-        last_error=data["last_error"],
-    )
-
-
 def _sub_json(sub: Subscription) -> dict[str, Any]:
     return {
         "channel": sub.channel,
@@ -193,16 +158,6 @@ def _sub_json(sub: Subscription) -> dict[str, Any]:
         "names": list(sub.names),
         "created_by": sub.created_by,
     }
-
-
-def _sub_record(data: Mapping[str, Any]) -> Subscription:
-    return Subscription(
-        channel=data["channel"],
-        instance=data["instance"],
-        statuses=tuple(data["statuses"]),
-        names=tuple(data["names"]),
-        created_by=data["created_by"],
-    )
 
 
 def _check_foreign(path: Path) -> None:
@@ -388,7 +343,7 @@ class SqliteStore:
         ID; unknown ones are absent. One batched read for the whole poll cycle."""
         with self._op("reading tasks"):
             keys = sorted({_task_key(i, t) for i, ids in wanted.items() for t in ids})
-            return _grouped(self._with_messages(self._select(keys)))
+            return grouped(self._with_messages(self._select(keys)))
 
     def open_tasks(self, instance_ids: Collection[str]) -> dict[str, dict[str, TaskRecord]]:
         """The remembered unfinished tasks of these instances, by instance then task ID."""
@@ -397,7 +352,7 @@ class SqliteStore:
             packed = self._conn.conn.select_one(_OPEN_TASKS)
             rows = json.loads(packed[0]) if packed and packed[0] else []
             mine = [(k, v) for k, v in rows if k[len("task:") :].split(":", 1)[0] in wanted]
-            return _grouped(self._with_messages(mine))
+            return grouped(self._with_messages(mine))
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         """One remembered task by ID, whatever its instance."""
@@ -428,7 +383,7 @@ class SqliteStore:
     def cursors(self) -> dict[str, InstanceCursor]:
         """Every instance cursor, by instance ID."""
         with self._op("reading cursors"):
-            return {d["instance_id"]: _cursor_record(d) for _, d in self._scan("cursor:")}
+            return {d["instance_id"]: cursor_from(d, _parse_time) for _, d in self._scan("cursor:")}
 
     def commit_cycle(self, commit: CycleCommit) -> None:
         """Upsert tasks (keeping their stored messages), cursors and meta, append deliveries;
@@ -479,7 +434,7 @@ class SqliteStore:
             out: list[Delivery] = []
             waiting: set[str] = set()
             for _, data in self._scan("out:"):
-                delivery = _delivery_record(data)
+                delivery = delivery_from(data, _parse_time)
                 if delivery.channel in waiting:
                     continue
                 claim = self._claims.get(delivery.id)
@@ -498,7 +453,7 @@ class SqliteStore:
     def all_deliveries(self) -> list[Delivery]:
         """Every delivery still in the outbox, due or not (for migration)."""
         with self._op("reading deliveries"):
-            return [_delivery_record(data) for _, data in self._scan("out:")]
+            return [delivery_from(data, _parse_time) for _, data in self._scan("out:")]
 
     def count_pending(self) -> int:
         """How many deliveries are still waiting (due or not)."""
@@ -559,7 +514,7 @@ class SqliteStore:
         """Every subscription, or those of one channel, by channel then instance."""
         with self._op("reading subscriptions"):
             prefix = "sub:" if channel is None else f"sub:{_q(channel)}:"
-            subs = [_sub_record(data) for _, data in self._scan(prefix)]
+            subs = [subscription_from(data) for _, data in self._scan(prefix)]
             return sorted(subs, key=lambda s: (s.channel, s.instance))
 
     def add_subscription(self, subscription: Subscription) -> None:

@@ -68,8 +68,8 @@ STATE_RATES = (
 
 def _state_is_sane(m: dict[str, Any]) -> None:
     """Every rate's cycles read as the Poller does (the running tasks, then by ID only the
-    fetched ones that no longer run), finish that many tasks with an update and a reply each, and pruning removes
-    what passed the retention window."""
+    fetched ones that no longer run), finish that many tasks with an update and a reply each,
+    and pruning removes what passed the retention window."""
     steady, prune = m["steady"], m["prune"]
     assert set(steady) == {rate.key for rate in STATE_RATES}
     for rate in STATE_RATES:

@@ -1,0 +1,66 @@
+"""Records from stored rows: the field names both stores share, read in one place.
+
+SQLite hands back JSON (times as ISO strings), PostgreSQL typed columns (datetimes); each store
+passes its own ``when`` that turns a stored time into an aware datetime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from state.base import Delivery, InstanceCursor, StateError, Subscription, TaskRecord
+
+When = Callable[[Any], datetime | None]
+
+
+def grouped(records: Iterable[TaskRecord]) -> dict[str, dict[str, TaskRecord]]:
+    """Task records by instance ID, then task ID."""
+    out: dict[str, dict[str, TaskRecord]] = {}
+    for record in records:
+        out.setdefault(record.instance_id, {})[record.task_id] = record
+    return out
+
+
+def cursor_from(row: Mapping[str, Any], when: When) -> InstanceCursor:
+    """An InstanceCursor from its stored row."""
+    return InstanceCursor(
+        instance_id=row["instance_id"],
+        name=row["name"],
+        baselined=row["baselined"],
+        last_polled_at=when(row["last_polled_at"]),
+        last_error=row["last_error"],
+    )
+
+
+def delivery_from(row: Mapping[str, Any], when: When) -> Delivery:
+    """A Delivery from its stored row."""
+    created = when(row["created_at"])
+    if created is None:
+        raise StateError(f"delivery {row['id']} has no creation time")
+    return Delivery(
+        id=row["id"],
+        kind=row["kind"],
+        channel=row["channel"],
+        text=row["text"],
+        blocks=row["blocks"],
+        instance_id=row["instance_id"],
+        task_id=row["task_id"],
+        reply_broadcast=row["reply_broadcast"],
+        created_at=created,
+        attempts=row["attempts"],
+        next_try_at=when(row["next_try_at"]),
+        last_error=row["last_error"],
+    )
+
+
+def subscription_from(row: Mapping[str, Any]) -> Subscription:
+    """A Subscription from its stored row."""
+    return Subscription(
+        channel=row["channel"],
+        instance=row["instance"],
+        statuses=tuple(row["statuses"]),
+        names=tuple(row["names"]),
+        created_by=row["created_by"],
+    )
