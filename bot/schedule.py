@@ -60,6 +60,9 @@ class PollRunner:
             leader = False
         if leader != self._leader:
             log.info("%s the poller", "now" if leader else "no longer")
+            if leader and self._scheduler is not None:
+                # Taking over from a dead poller: poll now rather than at the next slot.
+                self._scheduler.modify_job("poll", next_run_time=self._clock())
         self._leader = leader
         return leader
 
