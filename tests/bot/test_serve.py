@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from pydantic import AliasChoices
-from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__
 from bot.config import Settings, load_settings
@@ -36,6 +34,7 @@ from tests.bot.test_cli import (
     wait_until,
 )
 from tests.conftest import DCS_TOKEN, SLACK_TOKEN, bot_env
+from tests.slack_requests import command_body, post_signed
 
 SIGNING_SECRET = "signing-secret-0123456789"  # what tests.conftest.bot_env sets
 USER, CHANNEL, SUBS = "U0ALICE", "C0QUERIES", "C0SUBSCRIBED"
@@ -59,35 +58,15 @@ class Served:
         self, body: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET
     ) -> httpx.Response:
         """POST ``body`` to /slack/events with Slack's signature headers."""
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-        assert signature is not None
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature,
-        }
-        return self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+        return post_signed(
+            self.http, f"{self.url}/slack/events", body, secret=secret, timestamp=timestamp
+        )
 
     def command_body(self, text: str, *, channel: str = CHANNEL) -> tuple[str, str]:
         """A ``/dcs-tasks`` body as Slack sends it, and its fresh response_url."""
         response_url = self.slack.response_url()
-        fields = {
-            "token": "legacy-verification-token",
-            "team_id": "T0FAKETEAM",
-            "team_domain": "fake",
-            "channel_id": channel,
-            "channel_name": "queries",
-            "user_id": USER,
-            "user_name": "alice",
-            "command": "/dcs-tasks",
-            "text": text,
-            "api_app_id": "A0DCSTASKS",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-        }
-        return urlencode(fields), response_url
+        body = command_body(text, user=USER, channel=channel, response_url=response_url)
+        return body, response_url
 
     def command(self, text: str, *, channel: str = CHANNEL) -> dict[str, Any]:
         """Run ``/dcs-tasks text``: assert the empty 200 ack; return the ephemeral reply."""

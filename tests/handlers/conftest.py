@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from slack_sdk import WebClient
-from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Settings, load_settings
 from bot.dcs import DcsClient, RetryPolicy, make_http_client
@@ -26,6 +25,7 @@ from handlers import register_listeners
 from handlers.deps import Deps
 from state.sqlite import SqliteStore
 from tests.conftest import SLACK_TOKEN, bot_env
+from tests.slack_requests import command_body, post_signed
 
 SIGNING_SECRET = "signing-secret-0123456789"
 CHANNEL = "C0QUERIES"
@@ -94,37 +94,17 @@ class SlackStack:
         self, body: str, *, timestamp: int | None = None, secret: str = SIGNING_SECRET
     ) -> httpx.Response:
         """POST ``body`` to /slack/events signed with ``secret`` at ``timestamp`` (now)."""
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-        assert signature is not None
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature,
-        }
-        return self.client.post(f"{self.url}/slack/events", content=body, headers=headers)
+        return post_signed(
+            self.client, f"{self.url}/slack/events", body, secret=secret, timestamp=timestamp
+        )
 
     def command_body(
         self, text: str, *, user: str = USER, channel: str = CHANNEL
     ) -> tuple[str, str]:
         """A slash command body as Slack sends it, and its fresh response_url."""
         response_url = self.slack.response_url()
-        fields = {
-            "token": "legacy-verification-token",
-            "team_id": "T0FAKETEAM",
-            "team_domain": "fake",
-            "channel_id": channel,
-            "channel_name": "queries",
-            "user_id": user,
-            "user_name": "alice",
-            "command": "/dcs-tasks",
-            "text": text,
-            "api_app_id": "A0DCSTASKS",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-        }
-        return urlencode(fields), response_url
+        body = command_body(text, user=user, channel=channel, response_url=response_url)
+        return body, response_url
 
     def command(self, text: str, *, user: str = USER, channel: str = CHANNEL) -> dict[str, Any]:
         """Run ``/dcs-tasks text``: assert the empty 200 ack, return the ephemeral reply."""
