@@ -33,7 +33,7 @@ from state.base import (
     Subscription,
     TaskRecord,
 )
-from state.rows import cursor_from, delivery_from, grouped, subscription_from
+from state.rows import cursor_from, delivery_from, grouped, subscription_from, task_from
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +166,8 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
-def _required_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
 def _task_record(row: Mapping[str, Any]) -> TaskRecord:
-    return TaskRecord(
-        instance_id=row["instance_id"],
-        task_id=row["task_id"],
-        name=row["name"],
-        status=row["status"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
-        first_seen_at=_required_utc(row["first_seen_at"]),
-        finished_at=_utc(row["finished_at"]),
-        task=row["task"],
-        messages=row["messages"],
-    )
+    return task_from(row, _utc, row["messages"])
 
 
 def _task_params(record: TaskRecord) -> tuple[Any, ...]:

@@ -23,6 +23,25 @@ def grouped(records: Iterable[TaskRecord]) -> dict[str, dict[str, TaskRecord]]:
     return out
 
 
+def task_from(row: Mapping[str, Any], when: When, messages: Mapping[str, str] | None) -> TaskRecord:
+    """A TaskRecord from its stored row and its Slack messages."""
+    first_seen = when(row["first_seen_at"])
+    if first_seen is None:
+        raise StateError(f"task {row['task_id']} has no first-seen time")
+    return TaskRecord(
+        instance_id=row["instance_id"],
+        task_id=row["task_id"],
+        name=row["name"],
+        status=row["status"],
+        created_at=when(row["created_at"]),
+        updated_at=when(row["updated_at"]),
+        first_seen_at=first_seen,
+        finished_at=when(row["finished_at"]),
+        task=row["task"],
+        messages=dict(messages or {}),
+    )
+
+
 def cursor_from(row: Mapping[str, Any], when: When) -> InstanceCursor:
     """An InstanceCursor from its stored row."""
     return InstanceCursor(

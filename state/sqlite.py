@@ -45,7 +45,7 @@ from state.base import (
     Subscription,
     TaskRecord,
 )
-from state.rows import cursor_from, delivery_from, grouped, subscription_from
+from state.rows import cursor_from, delivery_from, grouped, subscription_from, task_from
 
 TABLE: Final = "state"
 FORMAT_VERSION: Final = 1
@@ -124,20 +124,7 @@ def _task_json(record: TaskRecord) -> dict[str, Any]:
 
 
 def _task_record(data: Mapping[str, Any], messages: Mapping[str, str] | None) -> TaskRecord:
-    first_seen = _parse_time(data["first_seen_at"])
-    assert first_seen is not None
-    return TaskRecord(
-        instance_id=data["instance_id"],
-        task_id=data["task_id"],
-        name=data["name"],
-        status=data["status"],
-        created_at=_parse_time(data["created_at"]),
-        updated_at=_parse_time(data["updated_at"]),
-        first_seen_at=first_seen,
-        finished_at=_parse_time(data["finished_at"]),
-        task=data["task"],
-        messages=dict(messages or {}),
-    )
+    return task_from(data, _parse_time, messages)
 
 
 def _cursor_json(cursor: InstanceCursor) -> dict[str, Any]:
