@@ -1,15 +1,22 @@
 # Two entry points a fresh machine needs: `make demo` and `make test`.
+# Everything installs from uv.lock, the same lock the Heroku-like buildpacks install from.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv itself comes from PyPI into a small virtualenv of its own, bounded like every other tool.
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+UV_SPEC := uv>=0.9,<0.14
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint lock-check bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install --quiet '$(UV_SPEC)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PYTHON=$(PYTHON) $(UV) sync --locked --quiet
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,10 +24,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dcs-tasks-bot demo
 
-lint: $(STAMP)
+# Fails when uv.lock no longer matches pyproject.toml.
+lock-check: $(UV)
+	$(UV) lock --check --quiet
+
+lint: $(STAMP) lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -39,4 +51,4 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache
