@@ -26,13 +26,13 @@ from typing import Any
 
 import httpx
 
-from bot.auth import build_auth
 from bot.config import Settings, load_settings
-from bot.dcs import DcsClient, format_dcs_time, make_http_client
-from bot.errors import DcsError
-from bot.models import Task
-from bot.poll import Poller
-from bot.watch import WatchedInstances
+from bot.dcs.client import DcsClient, format_dcs_time
+from bot.dcs.errors import DcsError
+from bot.dcs.models import Task
+from bot.pipeline.poll import Poller
+from bot.pipeline.watch import WatchedInstances
+from bot.wiring import dcs_auth, make_http_client
 from state.sqlite import SqliteStore
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -59,7 +59,7 @@ Figures = dict[str, Any]
 
 
 class RetryCounter(logging.Handler):
-    """Counts the retries ``bot.dcs`` logs (a stalled or reset request shows up here)."""
+    """Counts the retries ``bot.dcs.client`` logs (a stalled or reset request shows up here)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -151,7 +151,7 @@ async def _async_figures(
     semaphore = asyncio.Semaphore(in_flight)
     async with httpx.AsyncClient(
         base_url=settings.dcs_endpoint,
-        auth=build_auth(settings),
+        auth=dcs_auth(settings),
         timeout=httpx.Timeout(10.0),
         headers={"Accept": "application/json"},
     ) as client:
@@ -263,7 +263,7 @@ def measure(
         "sdk": None,
         "diagnosis": {},
     }
-    dcs_log = logging.getLogger("bot.dcs")
+    dcs_log = logging.getLogger("bot.dcs.client")
     dcs_log.addHandler(RETRIES)
     dcs_log.propagate = False  # counted in the table instead of printed
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:

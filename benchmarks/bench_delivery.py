@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.deliver import Deliverer, make_web_client
-from bot.fake_slack import FakeSlack, RateLimit
+from bot.slack.deliver import Deliverer, make_web_client
+from bot.testing.fake_slack import FakeSlack, RateLimit
 from state.base import CycleCommit, NewDelivery
 from state.sqlite import SqliteStore
 

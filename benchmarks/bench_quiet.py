@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import load_settings
-from bot.fake_slack import FakeSlack
+from bot.testing.fake_slack import FakeSlack
 from bot.wiring import build
 from state.base import CycleCommit, StateStore
 from state.sqlite import SqliteStore

@@ -43,11 +43,11 @@ import psycopg
 from psycopg import sql
 
 import bot.wiring  # noqa: F401  # what a bot process has imported, for a fair RSS baseline
-from bot.detect import Reason
-from bot.models import Instance, Task
-from bot.poll import Change, Poller, diff, to_record
-from bot.simulator import DETAIL_KEYS, format_time
-from bot.watch import WatchedInstances
+from bot.dcs.models import Instance, Task
+from bot.pipeline.detect import Reason
+from bot.pipeline.poll import Change, Poller, diff, to_record
+from bot.pipeline.watch import WatchedInstances
+from bot.testing.simulator import DETAIL_KEYS, format_time
 from state.base import CycleCommit, InstanceCursor, StateStore, TaskRecord
 from state.postgres import PostgresStore
 from state.sqlite import SqliteStore

@@ -24,8 +24,8 @@ import sys
 import time
 from typing import Any
 
-from bot import simulator
-from bot.simulator import DcsSimulator
+from bot.testing import simulator
+from bot.testing.simulator import DcsSimulator
 
 
 def _reply(value: dict[str, Any]) -> None:

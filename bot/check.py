@@ -7,8 +7,8 @@ from collections.abc import Callable
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
-from bot.deliver import make_web_client
-from bot.errors import DcsError
+from bot.dcs.errors import DcsError
+from bot.slack.deliver import make_web_client
 from bot.wiring import dcs_client
 
 AUTH_NAMES = {"aksk": "AK/SK signing", "iam": "IAM password token", "token": "DCS_AUTH_TOKEN"}

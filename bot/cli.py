@@ -24,10 +24,10 @@ from rich.console import Console
 from bot import __version__
 from bot.config import Command, ConfigError, Settings, load_settings, parse_duration
 from bot.console import render_to_console
-from bot.errors import DcsError
+from bot.dcs.errors import DcsError
+from bot.dcs.models import Task
+from bot.dcs.query import TaskQuery, run_query
 from bot.logs import configure_logging
-from bot.models import Task
-from bot.query import TaskQuery, run_query
 from bot.wiring import build, dcs_client, open_state
 from state.base import PollerLockedError, StateError
 

@@ -15,9 +15,9 @@ from rich.rule import Rule
 
 from bot.config import load_settings
 from bot.console import render_to_console
-from bot.fake_slack import FakeSlack
-from bot.models import Instance
-from bot.simulator import DcsSimulator
+from bot.dcs.models import Instance
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from bot.wiring import Components, build
 
 DEMO_TOKEN = "demo-token"  # noqa: S105  # the simulator's own, not a secret

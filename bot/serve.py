@@ -11,8 +11,8 @@ from typing import Any
 
 from bot import __version__
 from bot.config import Settings
-from bot.health import health_report
-from bot.web import HttpServer, build_bolt_app, make_wsgi_app, start_socket_mode
+from bot.pipeline.health import health_report
+from bot.slack.web import HttpServer, build_bolt_app, make_wsgi_app, start_socket_mode
 from bot.wiring import build
 from handlers import register_listeners
 from handlers.deps import Deps

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +14,14 @@ from pathlib import Path
 import httpx
 from slack_sdk import WebClient
 
-from bot.config import Settings
-from bot.dcs import DcsClient, make_http_client
-from bot.deliver import Deliverer, make_web_client
-from bot.poll import Poller
-from bot.schedule import PollRunner
-from bot.watch import WatchedInstances
+from bot import __version__
+from bot.config import ConfigError, Settings
+from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
+from bot.dcs.client import DcsClient
+from bot.pipeline.poll import Poller
+from bot.pipeline.schedule import PollRunner
+from bot.pipeline.watch import WatchedInstances
+from bot.slack.deliver import Deliverer, make_web_client
 from state import open_store
 from state.base import StateStore
 
@@ -26,6 +29,56 @@ from state.base import StateStore
 def owner_id() -> str:
     """Who holds the poller lease: host and process, readable in the database."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def dcs_auth(
+    settings: Settings, client_factory: Callable[[], httpx.Client] | None = None
+) -> httpx.Auth | None:
+    """The auth for ``settings.dcs_auth_mode`` (AK/SK > IAM password > token), or None.
+
+    ``client_factory`` makes the client IAM tokens are fetched with (not the DCS client).
+    """
+    mode = settings.dcs_auth_mode
+    if mode == "aksk" and settings.access_key and settings.secret_key:
+        return AkSkAuth(
+            settings.access_key.get_secret_value(), settings.secret_key.get_secret_value()
+        )
+    if mode == "iam" and settings.os_auth_url and settings.os_username and settings.os_password:
+        project_id = settings.os_project_id
+        if not project_id and not settings.os_project_name:
+            project_id = settings.project_id
+        return IamTokenAuth(
+            settings.os_auth_url,
+            settings.os_username,
+            settings.os_password.get_secret_value(),
+            settings.os_user_domain_name,
+            project_id=project_id,
+            project_name=settings.os_project_name,
+            client=client_factory() if client_factory else None,
+        )
+    if mode == "token" and settings.auth_token:
+        return TokenAuth(settings.auth_token.get_secret_value())
+    return None
+
+
+def make_http_client(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+) -> httpx.Client:
+    """The ``httpx.Client`` for DCS: endpoint as base URL, the configured auth, timeouts."""
+    if not settings.dcs_endpoint:
+        raise ConfigError(
+            ["DCS_ENDPOINT: is required, e.g. DCS_ENDPOINT=https://dcs.eu-de.otc.t-systems.com"]
+        )
+    return httpx.Client(
+        base_url=settings.dcs_endpoint.rstrip("/"),
+        auth=dcs_auth(settings),
+        timeout=httpx.Timeout(timeout),
+        # The poller keeps up to 32 requests in flight: keep that many connections alive.
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
+        transport=transport,
+        headers={"User-Agent": f"dcs-tasks-bot/{__version__}", "Accept": "application/json"},
+        follow_redirects=False,
+    )
 
 
 @dataclass
@@ -65,8 +118,8 @@ def open_state(settings: Settings, *, state_path: Path | None = None) -> StateSt
     """The state store the settings name: PostgreSQL when DATABASE_URL is set, else SQLite."""
     url = settings.database_url.get_secret_value() if settings.database_url else None
     interval = float(settings.poll_interval)
-    # The leader renews every interval/3 (bot.schedule); a dead leader's lease lapses after 1.5
-    # intervals, so a standby takes over within two, freeing the dead leader's claims as it does.
+    # The leader renews every interval/3 (bot.pipeline.schedule); a dead leader's lease lapses
+    # after 1.5 intervals, so a standby takes over within two, freeing the dead leader's claims.
     return open_store(
         state_path=state_path or settings.state_path,
         database_url=url,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.config import Settings
-from bot.dcs import DcsClient
-from bot.errors import DcsError
-from bot.models import Instance, Task
+from bot.dcs.client import DcsClient
+from bot.dcs.errors import DcsError
+from bot.dcs.models import Instance, Task
 from state.base import StateStore, TaskRecord
 
 

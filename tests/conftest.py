@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.fake_slack import FakeSlack
-from bot.poll import CycleResult
-from bot.simulator import DcsSimulator
+from bot.pipeline.poll import CycleResult
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from bot.wiring import Components, build
 
 DCS_TOKEN = "sim-token-0123456789"

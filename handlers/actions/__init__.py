@@ -10,6 +10,6 @@ from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
-    """Bind the button listeners (action IDs as ``bot.render.task_alert`` sets them)."""
+    """Bind the button listeners (action IDs as ``bot.slack.render.task_alert`` sets them)."""
     app.action("task_refresh")(make_task_refresh(deps))
     app.action("task_details")(make_task_details(deps))

@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 
-from bot import render
+from bot.slack import render
 from handlers.access import query_refusal
 from handlers.actions.click import read_click
 from handlers.actions.refresh import NOT_OURS

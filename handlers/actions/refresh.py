@@ -10,8 +10,8 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import render
-from bot.errors import DcsError
+from bot.dcs.errors import DcsError
+from bot.slack import render
 from handlers.access import query_refusal
 from handlers.actions.click import read_click
 from handlers.commands import replies

@@ -9,10 +9,10 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 
-from bot import render
-from bot.errors import DcsError
-from bot.health import health_report
-from bot.query import TaskQuery, run_query
+from bot.dcs.errors import DcsError
+from bot.dcs.query import TaskQuery, run_query
+from bot.pipeline.health import health_report
+from bot.slack import render
 from handlers.access import admin_refusal, query_refusal
 from handlers.commands import replies
 from handlers.commands.parse import (

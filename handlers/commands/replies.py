@@ -1,6 +1,6 @@
 """The Block Kit replies of ``/dcs-tasks``: one pure function per kind of answer.
 
-Each returns a :class:`bot.render.Message` (text fallback + blocks) inside Slack's limits
+Each returns a :class:`bot.slack.render.Message` (text fallback + blocks) inside Slack's limits
 (at most 50 blocks, 3000 characters per section); every value from DCS or the user is escaped.
 Task ``params`` are never read here.
 """
@@ -14,7 +14,17 @@ from typing import Any
 
 from slack_bolt import Respond
 
-from bot.blocks import (
+from bot.dcs.errors import (
+    DcsApiError,
+    DcsAuthError,
+    DcsBadResponseError,
+    DcsError,
+    DcsNotFoundError,
+    DcsUnavailableError,
+)
+from bot.dcs.models import Instance, Task
+from bot.dcs.query import QueryResult
+from bot.slack.blocks import (
     MAX_BLOCKS,
     MAX_SECTION_TEXT,
     MAX_TEXT,
@@ -26,18 +36,8 @@ from bot.blocks import (
     section,
     units,
 )
-from bot.blocks import esc as _escape
-from bot.errors import (
-    DcsApiError,
-    DcsAuthError,
-    DcsBadResponseError,
-    DcsError,
-    DcsNotFoundError,
-    DcsUnavailableError,
-)
-from bot.models import Instance, Task
-from bot.query import QueryResult
-from bot.render import (
+from bot.slack.blocks import esc as _escape
+from bot.slack.render import (
     Message,
     format_duration,
     instance_display,
@@ -86,7 +86,7 @@ def send_ephemeral(
 
 
 def esc(value: object) -> str:
-    """A value for mrkdwn (see :func:`bot.blocks.esc`), clipped shorter than in alerts."""
+    """A value for mrkdwn (see :func:`bot.slack.blocks.esc`), clipped shorter than in alerts."""
     return _escape(value, _MAX_VALUE)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import bench_ack, bench_cycle, bench_delivery, bench_quiet, bench_state
 from benchmarks._common import BENCH_PYTHON, BenchResult, pg_url
-from bot.fake_slack import RateLimit
+from bot.testing.fake_slack import RateLimit
 
 FIGURES = {"seconds", "cpu_seconds", "sim_cpu_seconds", "requests", "items", "errors", "retries"}
 

@@ -9,8 +9,8 @@ import pytest
 
 from bot.check import run_checks
 from bot.config import load_settings
-from bot.fake_slack import FakeSlack
-from bot.simulator import DcsSimulator
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from tests.bot.test_cli import PROD_ID, assert_clean, free_port, run_bot
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, bot_env
 

@@ -22,8 +22,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from bot.fake_slack import FakeSlack
-from bot.simulator import DcsSimulator
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, bot_env
 
 T = TypeVar("T")

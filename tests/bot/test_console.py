@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from bot.console import mrkdwn_to_text, render_to_console
-from bot.models import Task
-from bot.render import digest, task_alert, transition_reply
+from bot.dcs.models import Task
+from bot.slack.render import digest, task_alert, transition_reply
 
 NOW = datetime(2020, 6, 17, 9, 0, 0, tzinfo=UTC)
 TASK = Task.from_json(

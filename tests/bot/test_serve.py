@@ -20,9 +20,9 @@ from pydantic import AliasChoices
 
 from bot import __version__
 from bot.config import Settings, load_settings
-from bot.fake_slack import FakeSlack
-from bot.simulator import DcsSimulator
-from bot.web import EVENTS_PATH
+from bot.slack.web import EVENTS_PATH
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from tests.bot.test_cli import (
     PROD_ID,
     STAGE_ID,

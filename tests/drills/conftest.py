@@ -30,8 +30,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.fake_slack import FakeMessage, FakeSlack
-from bot.simulator import DcsSimulator
+from bot.testing.fake_slack import FakeMessage, FakeSlack
+from bot.testing.simulator import DcsSimulator
 from tests.conftest import ALERTS, bot_env
 
 #: The console script installed next to the interpreter running the tests.
@@ -115,7 +115,8 @@ class PollProcess:
 
     def cycles(self) -> int:
         """How many poll cycles it logged."""
-        return sum(1 for line in self.output().splitlines() if " bot.poll: cycle: " in line)
+        marker = " bot.pipeline.poll: cycle: "
+        return sum(1 for line in self.output().splitlines() if marker in line)
 
 
 Launcher = Callable[..., PollProcess]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.fake_slack import FakeSlack
-from bot.simulator import DcsSimulator
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from tests.drills.conftest import (
     INTERVAL,
     TOKENS,

@@ -16,11 +16,12 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.config import Settings, load_settings
-from bot.dcs import DcsClient, RetryPolicy, make_http_client
-from bot.fake_slack import FakeSlack
-from bot.simulator import DcsSimulator
-from bot.watch import WatchedInstances
-from bot.web import HttpServer, build_bolt_app, make_wsgi_app
+from bot.dcs.client import DcsClient, RetryPolicy
+from bot.pipeline.watch import WatchedInstances
+from bot.slack.web import HttpServer, build_bolt_app, make_wsgi_app
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
+from bot.wiring import make_http_client
 from handlers import register_listeners
 from handlers.deps import Deps
 from state.sqlite import SqliteStore

@@ -8,8 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.fake_slack import SlackCall
-from bot.render import task_alert
+from bot.slack.render import task_alert
+from bot.testing.fake_slack import SlackCall
 from tests.handlers.conftest import ATTEMPTS, CHANNEL, PROD_ID, SlackStack, reply_text
 
 PASSWORD = "Sup3r-S3cret-pw!"

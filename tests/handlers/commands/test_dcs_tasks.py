@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.render import task_label
+from bot.slack.render import task_label
 from handlers.commands.dcs_tasks import answer
 from state.base import CycleCommit, InstanceCursor, Subscription, TaskRecord
 from tests.handlers.conftest import (

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.errors import (
+from bot.dcs.errors import (
     DcsApiError,
     DcsAuthError,
     DcsBadResponseError,
@@ -18,9 +18,9 @@ from bot.errors import (
     DcsNotFoundError,
     DcsUnavailableError,
 )
-from bot.models import Instance, Task
-from bot.query import QueryResult
-from bot.render import Message
+from bot.dcs.models import Instance, Task
+from bot.dcs.query import QueryResult
+from bot.slack.render import Message
 from handlers.commands import replies
 from handlers.commands.parse import ListTasks, ParseError, parse
 from state.base import InstanceCursor, Subscription

@@ -1,0 +1,358 @@
+"""The DCS client: instances and background tasks, paged, retried, and typed.
+
+The client is given its ``httpx.Client`` (base URL, auth, timeouts, transport; see
+:func:`bot.wiring.make_http_client`). Answers become :class:`~bot.dcs.models.Task` and
+:class:`~bot.dcs.models.Instance`; failures become the :mod:`bot.dcs.errors` tree:
+
+* 401/403 → ``DcsAuthError``, 404 → ``DcsNotFoundError``, other 4xx → ``DcsApiError``;
+* 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter
+  (``Retry-After`` honoured, capped), bounded in attempts and total time, then
+  ``DcsUnavailableError``;
+* a 200 whose body is truncated, not JSON or not the documented shape is retried the same way,
+  then ``DcsBadResponseError``.
+
+Retries are logged at WARNING on the ``bot.dcs.client`` logger, without credentials or task params.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from bot.dcs.errors import (
+    DcsApiError,
+    DcsAuthError,
+    DcsBadResponseError,
+    DcsError,
+    DcsNotFoundError,
+    DcsUnavailableError,
+)
+from bot.dcs.models import Instance, Task
+
+logger = logging.getLogger("bot.dcs.client")
+
+T = TypeVar("T")
+
+#: The largest page DCS serves.
+MAX_PAGE_SIZE = 1000
+#: A guard against a service that never stops paging.
+MAX_PAGES = 200
+
+_ID_LIKE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^[0-9a-f]{32}$", re.I
+)
+_TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+class DcsUnknownInstanceError(DcsError):
+    """An instance asked for by name or ID is not in the project (or its name is ambiguous)."""
+
+    def __init__(self, wanted: str, message: str) -> None:
+        self.wanted = wanted
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried: ``attempts`` tries in all, the delay doubling from
+    ``base_delay`` up to ``max_delay`` (with jitter), never past ``total_budget`` seconds."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    total_budget: float = 30.0
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """The delay before retry number ``retry`` (1-based): exponential with equal jitter."""
+        delay = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
+        return delay / 2 + rng.uniform(0, delay / 2)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def format_dcs_time(value: datetime) -> str:
+    """``start_time``/``end_time`` format: UTC ``yyyyMMddHHmmss`` (naive values count as UTC)."""
+    value = value.astimezone(UTC) if value.tzinfo else value
+    return value.strftime("%Y%m%d%H%M%S")
+
+
+def _count(value: object) -> int:
+    """``task_count``/``instance_num``: a string (documented) or a number (seen)."""
+    if isinstance(value, bool):
+        raise DcsBadResponseError("the count in the DCS answer is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise DcsBadResponseError("the count in the DCS answer is missing or not a number")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (an HTTP date is not honoured: backoff applies)."""
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        body = body["error"]  # the OpenStack shape: {"error": {"code": ..., "message": ...}}
+    if not isinstance(body, Mapping):
+        return None, None
+    code = body.get("error_code", body.get("code"))
+    msg = body.get("error_msg", body.get("message"))
+    return (
+        str(code)[:64] if code is not None else None,
+        str(msg)[:300] if msg is not None else None,
+    )
+
+
+def _raise_for_client_error(response: httpx.Response) -> None:
+    code, msg = _error_fields(response)
+    status = response.status_code
+    if status in (401, 403):
+        raise DcsAuthError(status, code, msg)
+    if status == 404:
+        raise DcsNotFoundError(status, code, msg)
+    raise DcsApiError(status, code, msg)
+
+
+class DcsClient:
+    """Reads instances and background tasks of one project from DCS."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        project_id: str,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}")
+        self._http = http
+        self._project_id = project_id
+        self._retry = retry
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._page_size = page_size
+        self._monotonic = monotonic
+
+    @property
+    def project_id(self) -> str:
+        """The project whose instances this client reads."""
+        return self._project_id
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, str | int], parse: Callable[[Any], T]) -> T:
+        """GET ``path`` and ``parse`` its JSON, retrying transient failures and bad bodies."""
+        policy = self._retry
+        started = self._monotonic()
+        attempts = max(1, policy.attempts)
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            bad_body = False
+            status: int | None = None
+            error_code: str | None = None
+            try:
+                response = self._http.get(path, params=params)
+            except _TRANSIENT_ERRORS as exc:
+                reason = type(exc).__name__
+            except DcsUnavailableError as exc:  # raised by the auth while fetching an IAM token
+                reason, status = str(exc), exc.status_code
+            except httpx.HTTPError as exc:  # not transient: a bad URL, protocol or proxy
+                raise DcsUnavailableError(
+                    f"DCS request to {path} failed: {type(exc).__name__}: {_short(exc)}"
+                ) from None
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    try:
+                        return parse(response.json())
+                    except (ValueError, DcsBadResponseError) as exc:
+                        bad_body = True
+                        reason = f"bad response body ({_short(exc)})"
+                elif status == 429 or status >= 500:
+                    retry_after = _retry_after(response) if status == 429 else None
+                    error_code, _ = _error_fields(response)
+                    reason = f"HTTP {status}" + (f" {error_code}" if error_code else "")
+                else:
+                    _raise_for_client_error(response)
+            if attempt == attempts:
+                break
+            delay = policy.backoff(attempt, self._rng)
+            if retry_after is not None:
+                delay = min(policy.max_delay, max(delay, retry_after))
+            if self._monotonic() - started + delay > policy.total_budget:
+                logger.warning(
+                    "DCS GET %s: %s; retry budget of %.0fs spent", path, reason, policy.total_budget
+                )
+                break
+            logger.warning(
+                "DCS GET %s: %s; retry %d/%d in %.2fs", path, reason, attempt, attempts - 1, delay
+            )
+            self._sleep(delay)
+        if bad_body:
+            raise DcsBadResponseError(f"DCS kept answering {path} with {reason}")
+        raise DcsUnavailableError(
+            f"DCS is unavailable: {reason} on {path} after {attempt} attempt(s)",
+            status,
+            error_code,
+        )
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def list_instances(self) -> list[Instance]:
+        """Every instance of the project (all pages)."""
+        path = f"/v2/{self._project_id}/instances"
+        found: dict[str, Instance] = {}
+        offset = 0
+        for _ in range(MAX_PAGES):
+            total, page = self._get(
+                path, {"offset": offset, "limit": self._page_size}, _parse_instances
+            )
+            for instance in page:
+                found.setdefault(instance.instance_id, instance)
+            offset += len(page)
+            if not page or len(page) < self._page_size or offset >= total:
+                break
+        return list(found.values())
+
+    def resolve_instances(self, wanted: Sequence[str]) -> list[Instance]:
+        """The instances named by ``wanted`` (IDs or names), in that order; empty = every one.
+
+        A UUID-like ID that the listing does not show is kept as ``Instance(id, name=id)``;
+        any other unknown entry raises :class:`DcsUnknownInstanceError`.
+        """
+        instances = self.list_instances()
+        if not wanted:
+            return instances
+        by_id = {i.instance_id: i for i in instances}
+        out: dict[str, Instance] = {}
+        for item in (w.strip() for w in wanted):
+            if not item:
+                continue
+            match = by_id.get(item) or _by_name(instances, item)
+            if match is None and _ID_LIKE.match(item):
+                match = Instance(instance_id=item, name=item)
+            if match is None:
+                known = [i.name for i in instances]
+                shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+                raise DcsUnknownInstanceError(
+                    item, f"unknown DCS instance {item!r}; known instances: {shown or 'none'}"
+                )
+            out.setdefault(match.instance_id, match)
+        return list(out.values())
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def list_tasks_page(
+        self,
+        instance_id: str,
+        *,
+        offset: int,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> tuple[int, list[Task]]:
+        """One page of an instance's tasks: (``task_count``, the tasks of this page)."""
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if start is not None:
+            params["start_time"] = format_dcs_time(start)
+        if end is not None:
+            params["end_time"] = format_dcs_time(end)
+
+        def parse(body: Any) -> tuple[int, list[Task]]:
+            return _parse_tasks(instance_id, body)
+
+        return self._get(f"/v2/{self._project_id}/instances/{instance_id}/tasks", params, parse)
+
+    def list_tasks(
+        self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Task]:
+        """Every task of an instance created within ``start``..``end``, newest first.
+
+        Pages until ``task_count`` tasks were read or a page comes back short; tasks that
+        appear on two pages (new tasks shift the pages) are kept once.
+        """
+        found: dict[str, Task] = {}
+        offset = 0
+        for _ in range(MAX_PAGES):
+            total, page = self.list_tasks_page(
+                instance_id, offset=offset, limit=self._page_size, start=start, end=end
+            )
+            for task in page:
+                found.setdefault(task.id, task)
+            offset += len(page)
+            if not page or len(page) < self._page_size or offset >= total:
+                break
+        else:
+            logger.warning("DCS tasks of %s: stopped after %d pages", instance_id, MAX_PAGES)
+        return sorted(found.values(), key=_newest_first)
+
+
+def _newest_first(task: Task) -> tuple[float, str]:
+    created = task.created_at.timestamp() if task.created_at else float("-inf")
+    return (-created, task.id)
+
+
+def _by_name(instances: Sequence[Instance], name: str) -> Instance | None:
+    exact = [i for i in instances if i.name == name]
+    if not exact:
+        exact = [i for i in instances if i.name.casefold() == name.casefold()]
+    if len(exact) > 1:
+        ids = ", ".join(i.instance_id for i in exact)
+        raise DcsUnknownInstanceError(
+            name, f"DCS instance name {name!r} is ambiguous ({ids}); use the instance ID"
+        )
+    return exact[0] if exact else None
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def _parse_tasks(instance_id: str, body: Any) -> tuple[int, list[Task]]:
+    if not isinstance(body, Mapping):
+        raise DcsBadResponseError("the tasks answer is not a JSON object")
+    count = _count(body.get("task_count"))
+    tasks = body.get("tasks")
+    if tasks is None and count == 0:
+        tasks = []  # an empty answer may leave the list out
+    if not isinstance(tasks, list):
+        raise DcsBadResponseError("the tasks answer has no tasks list")
+    return count, [Task.from_json(instance_id, t) for t in tasks]
+
+
+def _parse_instances(body: Any) -> tuple[int, list[Instance]]:
+    if not isinstance(body, Mapping):
+        raise DcsBadResponseError("the instances answer is not a JSON object")
+    instances = body.get("instances")
+    if not isinstance(instances, list):
+        raise DcsBadResponseError("the instances answer has no instances list")
+    page = [Instance.from_json(i) for i in instances]
+    total = _count(body["instance_num"]) if "instance_num" in body else len(page)
+    return total, page

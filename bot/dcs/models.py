@@ -1,0 +1,196 @@
+"""Typed, frozen records for what DCS returns: instances, background tasks and their details."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.dcs.errors import DcsBadResponseError
+
+#: Statuses after which a task never changes again (DCS treats the set as open).
+FINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "CANCELLED", "CANCELED", "DELETED"})
+
+
+def is_final(status: str) -> bool:
+    """True when ``status`` ends a task."""
+    return status.upper() in FINAL_STATUSES
+
+
+def parse_time(value: object) -> datetime | None:
+    """Parse a DCS timestamp such as ``2020-06-17T07:38:42.503Z``; anything else gives None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _str(value: object) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetails:
+    """The DetailsBody of a task: every field optional, as DCS fills only the relevant ones."""
+
+    old_capacity: str | None = None
+    new_capacity: str | None = None
+    enable_public_ip: bool | None = None
+    public_ip_id: str | None = None
+    public_ip_address: str | None = None
+    enable_ssl: bool | None = None
+    old_cache_mode: str | None = None
+    new_cache_mode: str | None = None
+    old_resource_spec_code: str | None = None
+    new_resource_spec_code: str | None = None
+    old_replica_num: int | None = None
+    new_replica_num: int | None = None
+    old_cache_type: str | None = None
+    new_cache_type: str | None = None
+    replica_ip: str | None = None
+    replica_az: str | None = None
+    group_name: str | None = None
+    old_port: int | None = None
+    new_port: int | None = None
+    is_only_adjust_charging: bool | None = None
+    account_name: str | None = None
+    source_ip: str | None = None
+    target_ip: str | None = None
+    node_name: str | None = None
+    rename_commands: tuple[str, ...] | None = None
+    updated_config_length: int | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> TaskDetails:
+        """Build from a DetailsBody object, ignoring unknown keys and values of the wrong type."""
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(**{name: convert(data.get(name)) for name, convert in _DETAIL_CONVERTERS})
+
+    def present(self) -> dict[str, Any]:
+        """The fields that have a value, in declaration order."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value != ():
+                out[f.name] = value
+        return out
+
+
+def _commands(raw: object) -> tuple[str, ...] | None:
+    return tuple(str(c) for c in raw if c is not None) if isinstance(raw, list) else None
+
+
+_CONVERTERS: dict[str, Any] = {"bool | None": _bool, "int | None": _int}
+# Worked out once: a poll cycle parses tens of thousands of DetailsBody objects.
+_DETAIL_CONVERTERS: tuple[tuple[str, Any], ...] = tuple(
+    (f.name, _commands if f.name == "rename_commands" else _CONVERTERS.get(str(f.type), _str))
+    for f in fields(TaskDetails)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One SingleBackgroundTask of one instance."""
+
+    instance_id: str
+    id: str
+    name: str
+    status: str
+    user_name: str | None = None
+    user_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    enable_show: bool | None = None
+    details: TaskDetails = field(default_factory=TaskDetails)
+    # params may carry secrets (password changes): never shown, never logged.
+    params: str | None = field(default=None, repr=False, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        """True when the task has ended."""
+        return is_final(self.status)
+
+    @classmethod
+    def from_json(cls, instance_id: str, data: object) -> Task:
+        """Build from a SingleBackgroundTask object; a task without an ``id`` is malformed."""
+        if not isinstance(data, Mapping):
+            raise DcsBadResponseError("a task in the DCS answer is not a JSON object")
+        task_id = _str(data.get("id"))
+        if not task_id:
+            raise DcsBadResponseError("a task in the DCS answer has no id")
+        return cls(
+            instance_id=instance_id,
+            id=task_id,
+            name=_str(data.get("name")) or "",
+            status=(_str(data.get("status")) or "").upper(),
+            user_name=_str(data.get("user_name")),
+            user_id=_str(data.get("user_id")),
+            created_at=parse_time(data.get("created_at")),
+            updated_at=parse_time(data.get("updated_at")),
+            enable_show=_bool(data.get("enable_show")),
+            details=TaskDetails.from_json(data.get("details")),
+            params=_str(data.get("params")),
+            raw=dict(data),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The DCS task object as received, with ``instance_id`` added (``tasks --json``)."""
+        out = dict(self.raw)
+        out["instance_id"] = self.instance_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One DCS instance, as the instance list returns it."""
+
+    instance_id: str
+    name: str
+    engine: str | None = None
+    status: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Instance:
+        """Build from an element of ``instances[]``."""
+        if not isinstance(data, Mapping):
+            raise DcsBadResponseError("an instance in the DCS answer is not a JSON object")
+        instance_id = _str(data.get("instance_id"))
+        if not instance_id:
+            raise DcsBadResponseError("an instance in the DCS answer has no instance_id")
+        return cls(
+            instance_id=instance_id,
+            name=_str(data.get("name")) or instance_id,
+            engine=_str(data.get("engine")),
+            status=_str(data.get("status")),
+            raw=dict(data),
+        )

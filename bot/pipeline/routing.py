@@ -1,0 +1,40 @@
+"""Where an alert goes: every channel whose subscription matches, else the alert channel
+(INTERFACE.md: DCS_ALERT_CHANNEL "receives every alert not routed elsewhere")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.dcs.models import Task
+from state.base import Subscription
+
+
+def route(
+    task: Task,
+    instance_name: str | None,
+    alert_channel: str | None,
+    subscriptions: Sequence[Subscription],
+) -> list[str]:
+    """The channels that receive ``task``'s alert: the channel of each matching subscription in
+    order, each once; ``alert_channel`` (when set) when no subscription matches."""
+    channels: list[str] = []
+    for subscription in subscriptions:
+        if subscription.channel not in channels and matches(subscription, task, instance_name):
+            channels.append(subscription.channel)
+    if not channels and alert_channel:
+        channels.append(alert_channel)
+    return channels
+
+
+def matches(subscription: Subscription, task: Task, instance_name: str | None) -> bool:
+    """True when ``subscription`` covers ``task``: its instance is ``*``, the task's instance ID
+    or name (case-insensitively), and its status and name filters (when any) contain the task's."""
+    wanted = subscription.instance.strip().casefold()
+    known = {task.instance_id.casefold()} | ({instance_name.casefold()} if instance_name else set())
+    if wanted != "*" and wanted not in known:
+        return False
+    statuses = {status.strip().casefold() for status in subscription.statuses}
+    if statuses and task.status.casefold() not in statuses:
+        return False
+    names = {name.strip().casefold() for name in subscription.names}
+    return not names or task.name.casefold() in names

@@ -1,0 +1,128 @@
+"""Scheduling: APScheduler runs the poll cycle and delivery every DCS_POLL_INTERVAL seconds
+(never overlapping, misfires coalesced, a little jitter), and a heartbeat keeps or takes the
+poller lease so exactly one process polls a shared state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.pipeline.poll import CycleResult, Poller
+from bot.slack.deliver import Deliverer
+from state.base import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class PollRunner:
+    """Owns the scheduler; ``tick`` is one poll cycle followed by delivery."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        deliverer: Deliverer,
+        store: StateStore,
+        *,
+        owner: str,
+        interval: int,
+        jitter: float | None = None,
+        stopping: threading.Event | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._poller = poller
+        self._deliverer = deliverer
+        self._store = store
+        self._owner = owner
+        self._interval = interval
+        self._jitter = interval / 20 if jitter is None else jitter
+        self._clock = clock
+        # Shared with the Deliverer: once set, it finishes the delivery in hand and returns.
+        self._stopping = stopping or threading.Event()
+        self._leader = False
+        self._lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this process holds the poller lease."""
+        return self._leader
+
+    def heartbeat(self) -> bool:
+        """Take or renew the poller lease; log when leadership changes."""
+        try:
+            leader = self._store.acquire_poller(self._owner)
+        except Exception:
+            log.exception("could not renew the poller lease")
+            leader = False
+        if leader != self._leader:
+            log.info("%s the poller", "now" if leader else "no longer")
+            if leader and self._scheduler is not None:
+                # Taking over from a dead poller: poll now rather than at the next slot.
+                self._scheduler.modify_job("poll", next_run_time=self._clock())
+        self._leader = leader
+        return leader
+
+    def tick(self) -> CycleResult | None:
+        """One cycle and a delivery drain when this process is the poller; never raises."""
+        with self._lock:
+            if not self.heartbeat():
+                log.debug("standing by: another process polls")
+                return None
+            result: CycleResult | None = None
+            try:
+                result = self._poller.run_cycle()
+            except Exception as exc:
+                log.exception("poll cycle failed")
+                self._record_error(f"poll cycle: {type(exc).__name__}: {exc}")
+            try:
+                self._deliverer.drain()
+            except Exception:
+                log.exception("delivery failed")
+            return result
+
+    def _record_error(self, message: str) -> None:
+        try:
+            error = {"at": self._clock().isoformat(), "message": message[:500]}
+            self._store.set_meta("last_error", error)
+        except Exception:
+            log.exception("could not record the error")
+
+    def start(self) -> None:
+        """Start the scheduler: the first cycle now, then every interval."""
+        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self._interval,
+            jitter=self._jitter,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=self._interval,
+            next_run_time=self._clock(),
+            id="poll",
+        )
+        scheduler.add_job(
+            self.heartbeat,
+            "interval",
+            seconds=max(0.2, self._interval / 3),
+            max_instances=1,
+            coalesce=True,
+            id="lease",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        """Stop scheduling, let the running cycle finish its current delivery, release the lease."""
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        try:
+            self._store.release_poller(self._owner)
+        except Exception:
+            log.exception("could not release the poller lease")

@@ -1,0 +1,126 @@
+"""Tests for bot.pipeline.schedule: the runner polls when it holds the lease, stands by otherwise,
+never dies on an error, and hands over when the poller stops.
+Real SQLite file, simulator, fake Slack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.pipeline.poll import Poller
+from bot.pipeline.schedule import PollRunner
+from bot.pipeline.watch import WatchedInstances
+from state.sqlite import SqliteStore
+from tests.conftest import Harness
+
+PROD = "11111111-1111-4111-8111-111111111111"
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll ``check`` until it holds or the deadline passes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def task_requests(h: Harness) -> int:
+    return sum(1 for r in h.sim.requests if r.path.endswith("/tasks"))
+
+
+def test_a_tick_polls_and_delivers_when_it_holds_the_lease(harness: Harness) -> None:
+    """tick = one cycle, then a drain: a new task reaches Slack in the same tick."""
+    runner = harness.parts.runner()
+    runner.tick()
+    harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+
+    result = runner.tick()
+
+    assert result is not None
+    assert result.ok
+    assert runner.is_leader
+    assert len(harness.slack_calls("chat.postMessage")) == 1
+    runner.stop()
+
+
+def test_a_tick_stands_by_while_another_process_polls(harness: Harness) -> None:
+    """With the state file's poller lock held elsewhere, tick does nothing and asks DCS nothing."""
+    other = SqliteStore(harness.state)
+    assert other.acquire_poller("someone-else")
+    try:
+        runner = harness.parts.runner()
+        assert runner.tick() is None
+        assert not runner.is_leader
+        assert task_requests(harness) == 0
+    finally:
+        other.close()
+
+
+class Exploding:
+    """A task source that fails in a way the poller does not expect."""
+
+    def list_tasks(
+        self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[object]:
+        raise RuntimeError("boom")
+
+
+def test_a_tick_never_raises_and_records_the_error(harness: Harness) -> None:
+    """An unexpected failure in a cycle is logged and kept as last_error; the runner lives on."""
+    parts = harness.parts
+    assert parts.deliverer is not None
+    broken = Poller(
+        Exploding(),  # type: ignore[arg-type]  # a stand-in for DCS, on purpose
+        parts.store,
+        WatchedInstances(parts.dcs, ()),
+        alert_channel="C0ALERTS",
+        lookback=parts.settings.lookback,
+    )
+    runner = PollRunner(broken, parts.deliverer, parts.store, owner="me", interval=60)
+
+    assert runner.tick() is None
+
+    error = parts.store.get_meta("last_error")
+    assert "boom" in error["message"]
+    runner.stop()
+
+
+def test_a_started_runner_polls_at_once_and_stops_releasing_the_lock(harness: Harness) -> None:
+    """start() polls immediately; stop() ends the scheduler and frees the lock for another."""
+    harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    runner = harness.parts.runner()
+    runner.start()
+    try:
+        assert wait_until(lambda: len(harness.slack_calls("chat.postMessage")) == 1)
+    finally:
+        runner.stop()
+    other = SqliteStore(harness.state)
+    try:
+        assert other.acquire_poller("next")
+    finally:
+        other.close()
+
+
+def test_a_standby_takes_over_when_the_poller_stops(harness: Harness) -> None:
+    """A runner that stood by becomes the poller soon after the lock is freed, and polls."""
+    other = SqliteStore(harness.state)
+    assert other.acquire_poller("first")
+    runner = PollRunner(
+        harness.parts.poller,
+        harness.parts.deliverer,  # type: ignore[arg-type]  # built with Slack in the harness
+        harness.parts.store,
+        owner="second",
+        interval=3,
+    )
+    runner.start()
+    try:
+        time.sleep(0.5)
+        assert task_requests(harness) == 0
+        other.release_poller("first")
+        assert wait_until(lambda: runner.is_leader and task_requests(harness) > 0, seconds=5)
+    finally:
+        runner.stop()
+        other.close()
