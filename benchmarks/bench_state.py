@@ -44,8 +44,9 @@ from psycopg import sql
 
 import bot.wiring  # noqa: F401  # what a bot process has imported, for a fair RSS baseline
 from bot.dcs.models import Instance, Task
+from bot.pipeline.changes import Change, diff, to_record
 from bot.pipeline.detect import Reason
-from bot.pipeline.poll import Change, Poller, diff, to_record
+from bot.pipeline.poll import Poller
 from bot.pipeline.watch import WatchedInstances
 from bot.testing.simulator import DETAIL_KEYS, format_time
 from state.base import CycleCommit, InstanceCursor, StateStore, TaskRecord

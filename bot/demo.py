@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.console import render_to_console
 from bot.dcs.models import Instance
 from bot.testing.fake_slack import FakeSlack
@@ -67,85 +67,99 @@ def run_demo(console: Console, *, pause: float = 0.6) -> int:
         FakeSlack(token=DEMO_SLACK_TOKEN) as slack,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        settings = load_settings(
-            {
-                "DCS_ENDPOINT": sim.url,
-                "DCS_PROJECT_ID": sim.project_id,
-                "DCS_AUTH_TOKEN": DEMO_TOKEN,
-                "SLACK_BOT_TOKEN": DEMO_SLACK_TOKEN,
-                "SLACK_API_URL": slack.url,
-                "DCS_ALERT_CHANNEL": ALERT_CHANNEL,
-                "STATE_PATH": str(Path(scratch) / "demo.sqlite"),
-                "DCS_DIGEST_THRESHOLD": "10",
-            }
-        )
-        parts = build(settings)
+        parts = build(demo_settings(sim, slack, Path(scratch)))
         try:
-            ids = {i.name: i.instance_id for i in sim_instances(parts)}
             story = _Story(console, parts, slack, pause)
-            story.step(
-                "First cycle: history is recorded silently, a running task is announced",
-                lambda: sim.add_task(
-                    ids["sessions"], "RemoveIpFromDns", "EXECUTING", details={"node_name": "node-2"}
-                ),
-            )
-            resize = ""
-
-            def start_resize() -> None:
-                nonlocal resize
-                resize = sim.add_task(
-                    ids["cache-prod"],
-                    "EXTEND",
-                    "EXECUTING",
-                    details=EXTEND_DETAILS,
-                    user_name="alice",
-                    created_at=datetime.now(UTC) - timedelta(minutes=4, seconds=12),
-                )
-
-            story.step("cache-prod is resized from 0.125 GB to 0.25 GB", start_resize)
-            story.step(
-                "The resize succeeds: the message is edited, the thread records it",
-                lambda: sim.set_status(resize, "SUCCESS"),
-            )
-            swap = ""
-
-            def start_swap() -> None:
-                nonlocal swap
-                swap = sim.add_task(
-                    ids["cache-staging"],
-                    "masterStandbySwapJob",
-                    "EXECUTING",
-                    user_name="bob",
-                    created_at=datetime.now(UTC) - timedelta(seconds=95),
-                )
-
-            story.step("A master/standby switchover starts on cache-staging", start_swap)
-            story.step(
-                "The switchover fails: the thread reply is broadcast to the channel",
-                lambda: sim.set_status(swap, "FAILED"),
-            )
-
-            def burst() -> None:
-                for n in range(12):
-                    sim.add_task(
-                        ids["sessions"],
-                        "AddWhitelist",
-                        "SUCCESS",
-                        details={"group_name": f"team-{n}"},
-                        user_name="automation",
-                    )
-
-            story.step("A burst of 12 whitelist edits: one digest instead of 12 messages", burst)
-            story.step("A quiet cycle: nothing changed, nothing is posted", lambda: None)
+            ids = {i.name: i.instance_id for i in sim_instances(parts)}
+            for title, action in demo_script(sim, ids):
+                story.step(title, action)
         finally:
             parts.close()
-        console.print(Rule("demo finished"))
-        console.print(
-            f"{len(slack.calls)} Slack API calls, "
-            f"{len(slack.messages(ALERT_CHANNEL))} messages in {ALERT_CHANNEL}. "
-            "Run `dcs-tasks-bot simulate` to poke the simulator yourself."
-        )
+        _summary(console, slack)
     return 0
+
+
+def demo_settings(sim: DcsSimulator, slack: FakeSlack, scratch: Path) -> Settings:
+    """The settings of a bot pointed at the demo's simulator and fake Slack."""
+    return load_settings(
+        {
+            "DCS_ENDPOINT": sim.url,
+            "DCS_PROJECT_ID": sim.project_id,
+            "DCS_AUTH_TOKEN": DEMO_TOKEN,
+            "SLACK_BOT_TOKEN": DEMO_SLACK_TOKEN,
+            "SLACK_API_URL": slack.url,
+            "DCS_ALERT_CHANNEL": ALERT_CHANNEL,
+            "STATE_PATH": str(scratch / "demo.sqlite"),
+            "DCS_DIGEST_THRESHOLD": "10",
+        }
+    )
+
+
+def demo_script(sim: DcsSimulator, ids: dict[str, str]) -> list[tuple[str, Callable[[], object]]]:
+    """The story: each step's title and what it does to the simulator before a cycle runs."""
+    started: dict[str, str] = {}
+
+    def announce_running() -> None:
+        details = {"node_name": "node-2"}
+        sim.add_task(ids["sessions"], "RemoveIpFromDns", "EXECUTING", details=details)
+
+    def start_resize() -> None:
+        started["resize"] = sim.add_task(
+            ids["cache-prod"],
+            "EXTEND",
+            "EXECUTING",
+            details=EXTEND_DETAILS,
+            user_name="alice",
+            created_at=datetime.now(UTC) - timedelta(minutes=4, seconds=12),
+        )
+
+    def start_swap() -> None:
+        started["swap"] = sim.add_task(
+            ids["cache-staging"],
+            "masterStandbySwapJob",
+            "EXECUTING",
+            user_name="bob",
+            created_at=datetime.now(UTC) - timedelta(seconds=95),
+        )
+
+    def burst() -> None:
+        for n in range(12):
+            sim.add_task(
+                ids["sessions"],
+                "AddWhitelist",
+                "SUCCESS",
+                details={"group_name": f"team-{n}"},
+                user_name="automation",
+            )
+
+    return [
+        (
+            "First cycle: history is recorded silently, a running task is announced",
+            announce_running,
+        ),
+        ("cache-prod is resized from 0.125 GB to 0.25 GB", start_resize),
+        (
+            "The resize succeeds: the message is edited, the thread records it",
+            lambda: sim.set_status(started["resize"], "SUCCESS"),
+        ),
+        ("A master/standby switchover starts on cache-staging", start_swap),
+        (
+            "The switchover fails: the thread reply is broadcast to the channel",
+            lambda: sim.set_status(started["swap"], "FAILED"),
+        ),
+        ("A burst of 12 whitelist edits: one digest instead of 12 messages", burst),
+        ("A quiet cycle: nothing changed, nothing is posted", lambda: None),
+    ]
+
+
+def _summary(console: Console, slack: FakeSlack) -> None:
+    """The closing line: how many Slack calls and messages the story made."""
+    console.print(Rule("demo finished"))
+    console.print(
+        f"{len(slack.calls)} Slack API calls, "
+        f"{len(slack.messages(ALERT_CHANNEL))} messages in {ALERT_CHANNEL}. "
+        "Run `dcs-tasks-bot simulate` to poke the simulator yourself."
+    )
 
 
 def sim_instances(parts: Components) -> list[Instance]:

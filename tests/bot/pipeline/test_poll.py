@@ -8,13 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.pipeline.poll import window_start
 from bot.wiring import build
 from state.base import CycleCommit, Subscription, TaskRecord
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, Harness
 
 PROD = "11111111-1111-4111-8111-111111111111"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def everything_sent(h: Harness) -> str:
@@ -268,17 +266,6 @@ def test_a_long_task_is_followed_past_the_lookback(harness: Harness) -> None:
     starts = [r.query.get("start_time") for r in harness.sim.requests if "tasks" in r.path]
     assert starts[-1] is not None
     assert starts[-1] <= old.strftime("%Y%m%d%H%M%S")
-
-
-def test_window_start_is_the_earlier_of_lookback_and_oldest_unfinished() -> None:
-    """Finished tasks never move the window; unfinished older ones do."""
-    now = T0 + timedelta(days=10)
-    finished = TaskRecord("i", "a", "EXTEND", "SUCCESS", T0, T0, T0, finished_at=T0)
-    running = TaskRecord("i", "b", "EXTEND", "EXECUTING", T0 + timedelta(days=2), None, T0)
-
-    assert window_start({}, now, timedelta(hours=24)) == now - timedelta(hours=24)
-    assert window_start({"a": finished}, now, timedelta(hours=24)) == now - timedelta(hours=24)
-    assert window_start({"b": running}, now, timedelta(hours=24)) == T0 + timedelta(days=2)
 
 
 def test_no_secret_or_params_reaches_slack_or_the_log(
