@@ -104,13 +104,114 @@ class Subscription:
 
 
 @dataclass(frozen=True, slots=True)
+class Mute:
+    """Silence alerts of ``instance`` (an ID or ``*``) whose task name is in ``names`` (empty:
+    every name) from ``starts_at`` until ``ends_at``. ``unmute`` moves ``ends_at`` to its time
+    and sets ``ended_by``; ``summarized`` once the poller enqueued the end-of-mute summaries.
+    ``id`` is given by the store (``add_mute``)."""
+
+    id: int
+    instance: str
+    starts_at: datetime
+    ends_at: datetime
+    names: tuple[str, ...] = ()
+    reason: str = ""
+    created_by: str | None = None
+    channel: str | None = None
+    ended_by: str | None = None
+    summarized: bool = False
+
+    def active(self, now: datetime) -> bool:
+        """True while the mute silences alerts."""
+        return self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class MutedAlert:
+    """An alert a mute held back from ``channel``: the task's latest status under the mute."""
+
+    mute_id: int
+    channel: str
+    instance_id: str
+    task_id: str
+    name: str
+    status: str
+    instance_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DurationSample:
+    """How long one finished task took, in seconds, kept for its kind's usual duration."""
+
+    scope: str  # the project the task belongs to
+    name: str
+    task_id: str
+    seconds: float
+    finished_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DurationStats:
+    """The usual duration of one kind of task: sample count, p50 and p95 in seconds."""
+
+    count: int
+    p50: float
+    p95: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One task name in a report: how many ran, succeeded, failed; durations of the finished."""
+
+    name: str
+    count: int
+    succeeded: int
+    failed: int
+    p50: float | None = None
+    p95: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReport:
+    """Tasks started since a time, per name, and the instances with the most failures."""
+
+    rows: tuple[ReportRow, ...] = ()
+    failures: tuple[tuple[str, int], ...] = ()  # (instance ID, failed tasks), most first
+
+    @property
+    def total(self) -> int:
+        """How many tasks the report covers."""
+        return sum(row.count for row in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """The records of mutes, durations, stuck warnings and once-keys (for migration)."""
+
+    mutes: Sequence[Mute] = ()
+    muted: Sequence[MutedAlert] = ()
+    durations: Sequence[DurationSample] = ()
+    stuck: Sequence[tuple[str, str]] = ()
+    once: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CycleCommit:
-    """Everything one poll cycle changes, committed atomically by ``StateStore.commit_cycle``."""
+    """Everything one poll cycle changes, committed atomically by ``StateStore.commit_cycle``.
+
+    ``muted``: alerts held back by a mute (latest status per mute, channel and task);
+    ``mutes_summarized``: mutes whose summaries are among ``deliveries``; ``durations``: samples
+    of tasks that finished; ``stuck``: (instance ID, task ID) warned as stuck.
+    """
 
     tasks: Sequence[TaskRecord] = ()
     cursors: Sequence[InstanceCursor] = ()
     deliveries: Sequence[NewDelivery] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    muted: Sequence[MutedAlert] = ()
+    mutes_summarized: Sequence[int] = ()
+    durations: Sequence[DurationSample] = ()
+    stuck: Sequence[tuple[str, str]] = ()
 
 
 class StateStore(Protocol):
@@ -188,6 +289,40 @@ class StateStore(Protocol):
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key``."""
+        ...
+
+    def add_mute(self, mute: Mute) -> Mute:
+        """Store a new mute (its ``id`` is ignored) and return it with the ID given."""
+        ...
+
+    def mutes(self, *, include_summarized: bool = False) -> list[Mute]:
+        """The mutes not yet summarized (active, or ended and awaiting their summary), by ID;
+        every one still kept with ``include_summarized``."""
+        ...
+
+    def end_mute(self, mute_id: int, at: datetime, by: str | None) -> Mute | None:
+        """End a mute that is still running at ``at``; None when there is none such."""
+        ...
+
+    def muted_alerts(self, mute_id: int) -> list[MutedAlert]:
+        """The alerts a mute held back, by channel then task."""
+        ...
+
+    def duration_stats(self, scope: str, names: Collection[str]) -> dict[str, DurationStats]:
+        """The usual duration of each of these task names in ``scope`` that has samples."""
+        ...
+
+    def stuck_marked(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (instance ID, task ID) were already warned about as stuck."""
+        ...
+
+    def task_report(self, since: datetime, instance_id: str | None = None) -> TaskReport:
+        """The report of the remembered tasks started since ``since`` (of one instance)."""
+        ...
+
+    def enqueue_once(self, key: str, deliveries: Sequence[NewDelivery]) -> bool:
+        """Append ``deliveries`` unless ``key`` was used before, recording it in the same
+        transaction; True when they were appended. Several processes: one wins."""
         ...
 
     def acquire_poller(self, owner: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from state.base import (
     Delivery,
+    Extras,
     InstanceCursor,
     PollerLockedError,
     StateError,
@@ -25,7 +26,7 @@ from state.sqlite import SqliteStore
 
 T = TypeVar("T")
 
-KINDS = ("tasks", "cursors", "subscriptions", "meta", "deliveries")
+KINDS = ("tasks", "cursors", "subscriptions", "meta", "deliveries", "mutes")
 
 
 @runtime_checkable
@@ -44,6 +45,8 @@ class MigrationSource(Protocol):
 
     def all_deliveries(self) -> list[Delivery]: ...
 
+    def export_extras(self) -> Extras: ...
+
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     chunk: list[T] = []
@@ -59,8 +62,9 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def migrate_state(
     source: StateStore | Path, target: PostgresStore, *, batch: int = 1000
 ) -> dict[str, int]:
-    """Copy tasks (with their messages), cursors, subscriptions, meta and pending deliveries
-    from ``source`` into ``target``; return how many of each were added (0 on a second run).
+    """Copy tasks (with their messages), cursors, subscriptions, meta, pending deliveries and
+    mutes (with held alerts, duration samples, stuck marks and report bookkeeping) from
+    ``source`` into ``target``; return how many of each were added (0 on a second run).
 
     A ``Path`` names an SQLite state file: it must exist, and no poller may be using it.
     Raises ``StateError`` (``PollerLockedError`` when a poller holds the file).
@@ -100,6 +104,7 @@ def _copy(source: MigrationSource, target: PostgresStore, batch: int) -> dict[st
             subscriptions=source.subscriptions(),
             meta=source.all_meta(),
             deliveries=source.all_deliveries(),
+            extras=source.export_extras(),
         )
     )
     return counts

@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from state.base import Delivery, InstanceCursor, StateError, Subscription, TaskRecord
+from state.base import (
+    Delivery,
+    InstanceCursor,
+    Mute,
+    MutedAlert,
+    StateError,
+    Subscription,
+    TaskRecord,
+)
 
 When = Callable[[Any], datetime | None]
 
@@ -82,4 +90,36 @@ def subscription_from(row: Mapping[str, Any]) -> Subscription:
         statuses=tuple(row["statuses"]),
         names=tuple(row["names"]),
         created_by=row["created_by"],
+    )
+
+
+def mute_from(row: Mapping[str, Any], when: When) -> Mute:
+    """A Mute from its stored row."""
+    starts, ends = when(row["starts_at"]), when(row["ends_at"])
+    if starts is None or ends is None:
+        raise StateError(f"mute {row['id']} has no start or end")
+    return Mute(
+        id=int(row["id"]),
+        instance=row["instance"],
+        starts_at=starts,
+        ends_at=ends,
+        names=tuple(row["names"]),
+        reason=row["reason"],
+        created_by=row["created_by"],
+        channel=row["channel"],
+        ended_by=row["ended_by"],
+        summarized=bool(row["summarized"]),
+    )
+
+
+def muted_alert_from(row: Mapping[str, Any]) -> MutedAlert:
+    """A MutedAlert from its stored row."""
+    return MutedAlert(
+        mute_id=int(row["mute_id"]),
+        channel=row["channel"],
+        instance_id=row["instance_id"],
+        task_id=row["task_id"],
+        name=row["name"],
+        status=row["status"],
+        instance_name=row["instance_name"],
     )

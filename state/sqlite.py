@@ -12,6 +12,11 @@ connection makes ``commit_cycle`` a single sqlite transaction. Keys (``%``-quote
     cursor:{instance}        InstanceCursor
     out:{id:012d}            a pending Delivery (zero-padded: key order is id order)
     sub:{channel}:{instance} Subscription
+    mute:{id:012d}           Mute
+    held:{mute}:{channel}:{instance}:{task}  MutedAlert (an alert a mute held back)
+    dur:{scope}:{name}       the newest duration samples of a kind of task: [[task, s, end]]
+    stuck:{instance}:{task}  present once the task was warned about as stuck
+    once:{key}               present once ``enqueue_once`` used the key
     meta:{key}               a meta value
     sys:...                  the store's own bookkeeping (format, store id, next delivery id)
 
@@ -28,30 +33,48 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlitedict import SqliteDict
 
 from state.base import (
     CycleCommit,
     Delivery,
+    DurationSample,
+    DurationStats,
+    Extras,
     InstanceCursor,
+    Mute,
+    MutedAlert,
+    NewDelivery,
     StateError,
     Subscription,
     TaskRecord,
+    TaskReport,
 )
-from state.rows import cursor_from, delivery_from, grouped, subscription_from, task_from
+from state.rows import (
+    cursor_from,
+    delivery_from,
+    grouped,
+    mute_from,
+    muted_alert_from,
+    subscription_from,
+    task_from,
+)
+from state.stats import MAX_SAMPLES, report_of, summarize, task_seconds
 
 TABLE: Final = "state"
 FORMAT_VERSION: Final = 1
 _FORMAT_KEY: Final = "sys:format"
 _STORE_ID_KEY: Final = "sys:store_id"
 _NEXT_ID_KEY: Final = "sys:next_delivery_id"
+_NEXT_MUTE_KEY: Final = "sys:next_mute_id"
 _PAGE: Final = 1000
 
 # Queries on sqlitedict's own table (key TEXT PRIMARY KEY, value): ranges use the key index.
@@ -70,6 +93,16 @@ _OPEN_TASKS: Final = (
     " WHERE o.key >= 'open:' AND o.key < 'open;'"
 )
 _COUNT_OUTBOX: Final = "SELECT COUNT(*) FROM \"state\" WHERE key >= 'out:' AND key < 'out;'"
+# The report's columns of every task started since a time, packed into one row.
+_REPORT: Final = (
+    "SELECT json_group_array(json_array(json_extract(value, '$.instance_id'),"
+    " json_extract(value, '$.name'), json_extract(value, '$.status'),"
+    " json_extract(value, '$.created_at'), json_extract(value, '$.updated_at'),"
+    " json_extract(value, '$.first_seen_at'), json_extract(value, '$.finished_at')))"
+    ' FROM "state" WHERE key >= ? AND key < ?'
+    " AND coalesce(json_extract(value, '$.created_at'), json_extract(value, '$.first_seen_at'))"
+    " >= ?"
+)
 _FINISHED_BEFORE: Final = (
     "SELECT key, json_extract(value, '$.task_id') FROM \"state\" "
     "WHERE key >= 'task:' AND key < 'task;' AND json_extract(value, '$.finished_at') < ?"
@@ -94,6 +127,50 @@ def _out_key(delivery_id: int) -> str:
 
 def _sub_key(channel: str, instance: str) -> str:
     return f"sub:{_q(channel)}:{_q(instance)}"
+
+
+def _mute_key(mute_id: int) -> str:
+    return f"mute:{mute_id:012d}"
+
+
+def _held_key(alert: MutedAlert) -> str:
+    parts = (alert.channel, alert.instance_id, alert.task_id)
+    return f"held:{alert.mute_id:012d}:" + ":".join(_q(p) for p in parts)
+
+
+def _dur_key(scope: str, name: str) -> str:
+    return f"dur:{_q(scope)}:{_q(name)}"
+
+
+def _stuck_key(instance_id: str, task_id: str) -> str:
+    return f"stuck:{_q(instance_id)}:{_q(task_id)}"
+
+
+def _mute_json(mute: Mute) -> dict[str, Any]:
+    return {
+        "id": mute.id,
+        "instance": mute.instance,
+        "starts_at": _time(mute.starts_at),
+        "ends_at": _time(mute.ends_at),
+        "names": list(mute.names),
+        "reason": mute.reason,
+        "created_by": mute.created_by,
+        "channel": mute.channel,
+        "ended_by": mute.ended_by,
+        "summarized": mute.summarized,
+    }
+
+
+def _held_json(alert: MutedAlert) -> dict[str, Any]:
+    return {
+        "mute_id": alert.mute_id,
+        "channel": alert.channel,
+        "instance_id": alert.instance_id,
+        "task_id": alert.task_id,
+        "name": alert.name,
+        "status": alert.status,
+        "instance_name": alert.instance_name,
+    }
 
 
 def _time(value: datetime | None) -> str | None:
@@ -390,27 +467,54 @@ class SqliteStore:
                 items[f"cursor:{_q(cursor.instance_id)}"] = _cursor_json(cursor)
             for key, value in commit.meta.items():
                 items[f"meta:{key}"] = value
-            if commit.deliveries:
-                next_id: int = self._get(_NEXT_ID_KEY, 1)
-                created = _time(self._clock())
-                for new in commit.deliveries:
-                    items[_out_key(next_id)] = {
-                        "id": next_id,
-                        "kind": new.kind,
-                        "channel": new.channel,
-                        "text": new.text,
-                        "blocks": list(new.blocks),
-                        "instance_id": new.instance_id,
-                        "task_id": new.task_id,
-                        "reply_broadcast": new.reply_broadcast,
-                        "created_at": created,
-                        "attempts": 0,
-                        "next_try_at": None,
-                        "last_error": None,
-                    }
-                    next_id += 1
-                items[_NEXT_ID_KEY] = next_id
+            self._delivery_items(commit.deliveries, items)
+            self._extra_items(commit, items)
             self._write(items, deletes=closed)
+
+    def _delivery_items(self, deliveries: Iterable[NewDelivery], items: dict[str, Any]) -> None:
+        """Add outbox rows for ``deliveries`` to ``items`` (to be written in one transaction)."""
+        deliveries = list(deliveries)
+        if not deliveries:
+            return
+        next_id: int = self._get(_NEXT_ID_KEY, 1)
+        created = _time(self._clock())
+        for new in deliveries:
+            items[_out_key(next_id)] = {
+                "id": next_id,
+                "kind": new.kind,
+                "channel": new.channel,
+                "text": new.text,
+                "blocks": list(new.blocks),
+                "instance_id": new.instance_id,
+                "task_id": new.task_id,
+                "reply_broadcast": new.reply_broadcast,
+                "created_at": created,
+                "attempts": 0,
+                "next_try_at": None,
+                "last_error": None,
+            }
+            next_id += 1
+        items[_NEXT_ID_KEY] = next_id
+
+    def _extra_items(self, commit: CycleCommit, items: dict[str, Any]) -> None:
+        """Add a cycle's held alerts, ended mutes, duration samples and stuck marks."""
+        for alert in commit.muted:
+            items[_held_key(alert)] = _held_json(alert)
+        for mute_id in commit.mutes_summarized:
+            data = self._get(_mute_key(mute_id))
+            if data is not None:
+                items[_mute_key(mute_id)] = {**data, "summarized": True}
+        by_kind: dict[str, list[DurationSample]] = {}
+        for sample in commit.durations:
+            by_kind.setdefault(_dur_key(sample.scope, sample.name), []).append(sample)
+        for key, samples in by_kind.items():
+            kept = {row[0]: row for row in self._get(key, [])}
+            for sample in samples:
+                kept[sample.task_id] = [sample.task_id, sample.seconds, _time(sample.finished_at)]
+            newest = sorted(kept.values(), key=lambda row: row[2])[-MAX_SAMPLES:]
+            items[key] = newest
+        for instance_id, task_id in commit.stuck:
+            items[_stuck_key(instance_id, task_id)] = True
 
     def pending_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
         """Due deliveries, oldest first; each handed out once until done, failed or its claim
@@ -493,8 +597,19 @@ class SqliteStore:
             for key, task_id in rows:
                 rest = key[len("task:") :]
                 deletes += [key, "msg:" + rest, "open:" + rest, f"tid:{_q(task_id)}"]
-            if deletes:
-                self._write({}, deletes=deletes)
+                deletes.append("stuck:" + rest)
+            items: dict[str, Any] = {}
+            cutoff = _time(finished_before) or ""
+            for key, samples in self._scan("dur:"):
+                kept = [row for row in samples if row[2] >= cutoff]
+                if len(kept) != len(samples):
+                    items[key] = kept
+            for key, data in self._scan("mute:"):
+                if data["summarized"] and data["ends_at"] < cutoff:
+                    deletes.append(key)
+                    deletes += [k for k, _ in self._scan(f"held:{data['id']:012d}:")]
+            if deletes or items:
+                self._write(items, deletes=deletes)
             return len(rows)
 
     def subscriptions(self, channel: str | None = None) -> list[Subscription]:
@@ -533,6 +648,110 @@ class SqliteStore:
         """Every meta value by key (for migration)."""
         with self._op("reading meta"):
             return {key[len("meta:") :]: value for key, value in self._scan("meta:")}
+
+    def add_mute(self, mute: Mute) -> Mute:
+        """Store a new mute under the next mute ID and return it."""
+        with self._op("saving a mute", write=True):
+            mute_id: int = self._get(_NEXT_MUTE_KEY, 1)
+            stored = replace(mute, id=mute_id)
+            self._write({_mute_key(mute_id): _mute_json(stored), _NEXT_MUTE_KEY: mute_id + 1})
+            return stored
+
+    def mutes(self, *, include_summarized: bool = False) -> list[Mute]:
+        """The mutes not yet summarized (every kept one with ``include_summarized``), by ID."""
+        with self._op("reading mutes"):
+            found = [mute_from(data, _parse_time) for _, data in self._scan("mute:")]
+            return [m for m in found if include_summarized or not m.summarized]
+
+    def end_mute(self, mute_id: int, at: datetime, by: str | None) -> Mute | None:
+        """End a mute still running at ``at``; None when there is none such."""
+        with self._op("ending a mute", write=True):
+            data = self._get(_mute_key(mute_id))
+            if data is None:
+                return None
+            mute = mute_from(data, _parse_time)
+            if mute.summarized or mute.ends_at <= at:
+                return None
+            ended = replace(mute, ends_at=max(at, mute.starts_at), ended_by=by)
+            self._write({_mute_key(mute_id): _mute_json(ended)})
+            return ended
+
+    def muted_alerts(self, mute_id: int) -> list[MutedAlert]:
+        """The alerts a mute held back, by channel then task."""
+        with self._op("reading muted alerts"):
+            found = [muted_alert_from(d) for _, d in self._scan(f"held:{mute_id:012d}:")]
+            return sorted(found, key=lambda a: (a.channel, a.instance_id, a.task_id))
+
+    def duration_stats(self, scope: str, names: Collection[str]) -> dict[str, DurationStats]:
+        """The usual duration of each of these names in ``scope`` that has samples."""
+        wanted = {name: _dur_key(scope, name) for name in names}
+        with self._op("reading durations"):
+            found = dict(self._select(sorted(set(wanted.values()))))
+        out: dict[str, DurationStats] = {}
+        for name, key in wanted.items():
+            stats = summarize(row[1] for row in found.get(key, []))
+            if stats is not None:
+                out[name] = stats
+        return out
+
+    def stuck_marked(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (instance ID, task ID) were already warned about as stuck."""
+        by_key = {_stuck_key(i, t): (i, t) for i, t in keys}
+        with self._op("reading stuck marks"):
+            return {by_key[key] for key, _ in self._select(sorted(by_key))}
+
+    def task_report(self, since: datetime, instance_id: str | None = None) -> TaskReport:
+        """The report of the tasks started since ``since``, in one packed query."""
+        low, high = ("task:", "task;")
+        if instance_id is not None:
+            low = f"task:{_q(instance_id)}:"
+            high = low[:-1] + ";"
+        with self._op("reading the report"):
+            packed = self._conn.conn.select_one(_REPORT, (low, high, _time(since)))
+        rows = json.loads(packed[0]) if packed and packed[0] else []
+
+        def seconds(row: list[Any]) -> float | None:
+            created, updated, seen, finished = (_parse_time(v) for v in row[3:7])
+            assert seen is not None
+            return task_seconds(created, updated, seen, finished)
+
+        return report_of((row[0], row[1], row[2], seconds(row)) for row in rows)
+
+    def enqueue_once(self, key: str, deliveries: Sequence[NewDelivery]) -> bool:
+        """Append ``deliveries`` unless ``key`` was used before; True when appended."""
+        with self._op("enqueueing once", write=True):
+            once = f"once:{_q(key)}"
+            if once in self._conn:
+                return False
+            items: dict[str, Any] = {once: True}
+            self._delivery_items(deliveries, items)
+            self._write(items)
+            return True
+
+    def export_extras(self) -> Extras:
+        """Mutes, held alerts, duration samples, stuck marks and once-keys (for migration)."""
+        with self._op("reading extras"):
+            durations = [
+                DurationSample(
+                    unquote(key.split(":")[1]),
+                    unquote(key.split(":")[2]),
+                    row[0],
+                    row[1],
+                    _parse_time(row[2]) or datetime.min,
+                )
+                for key, rows in self._scan("dur:")
+                for row in rows
+            ]
+            return Extras(
+                mutes=[mute_from(data, _parse_time) for _, data in self._scan("mute:")],
+                muted=[muted_alert_from(data) for _, data in self._scan("held:")],
+                durations=durations,
+                stuck=[
+                    (unquote(key.split(":")[1]), unquote(key.split(":")[2]))
+                    for key, _ in self._scan("stuck:")
+                ],
+                once=[unquote(key[len("once:") :]) for key, _ in self._scan("once:")],
+            )
 
     def acquire_poller(self, owner: str) -> bool:
         """Hold an exclusive ``flock`` on ``{path}.lock``; False when another holder has it."""

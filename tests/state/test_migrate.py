@@ -10,7 +10,10 @@ import pytest
 
 from state.base import (
     CycleCommit,
+    DurationSample,
     InstanceCursor,
+    Mute,
+    MutedAlert,
     PollerLockedError,
     StateError,
     Subscription,
@@ -46,9 +49,25 @@ def filled_sqlite(store: SqliteStore) -> None:
     store.add_subscription(Subscription("C2", "*", statuses=("FAILED",), created_by="U1"))
     store.set_meta("last_error", None)
     assert third.id  # stays pending, as does fourth
+    muted = store.add_mute(Mute(0, "*", T0, T0 + timedelta(hours=1), reason="window"))
+    store.commit_cycle(
+        CycleCommit(
+            muted=[MutedAlert(muted.id, "C1", INSTANCE, "t4", "EXTEND", "FAILED")],
+            durations=[DurationSample("P", "EXTEND", "t0", 60.0, T0)],
+            stuck=[(INSTANCE, "t1")],
+        )
+    )
+    store.enqueue_once("report:2024-05-06T08:00", [])
 
 
-EXPECTED = {"tasks": 6, "cursors": 2, "subscriptions": 1, "meta": 2, "deliveries": 2}
+EXPECTED = {
+    "tasks": 6,
+    "cursors": 2,
+    "subscriptions": 1,
+    "meta": 2,
+    "deliveries": 2,
+    "mutes": 1,
+}
 
 
 def test_migration_copies_everything_with_messages(
@@ -72,6 +91,8 @@ def test_migration_copies_everything_with_messages(
     original = source.all_deliveries()
     assert [replace(d, id=0) for d in copied] == [replace(d, id=0) for d in original]
     assert copied[1].attempts == 1
+    assert target.export_extras() == source.export_extras()
+    assert target.add_mute(target.mutes()[0]).id == 2  # new mutes get new IDs
 
 
 def test_migration_is_idempotent(
