@@ -9,17 +9,18 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,17 +74,18 @@ def _split(value: object) -> object:
     return value
 
 
-CsvList = Annotated[tuple[str, ...], NoDecode]
+CsvList = tuple[str, ...]
 
 
 def _env(*names: str) -> Any:
     return Field(default=None, validation_alias=AliasChoices(*names))
 
 
-class Settings(BaseSettings):
-    """The validated configuration of one process."""
+class Settings(BaseModel):
+    """The validated configuration of one process, from the mapping it is given and nothing
+    else (a plain model, not pydantic-settings: the process environment never leaks in)."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
 
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")

@@ -33,6 +33,22 @@ def test_bad_durations_are_refused(text: str) -> None:
         parse_duration(text)
 
 
+def test_the_process_environment_never_leaks_into_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the mapping handed in counts: exported variables do not override or add to it."""
+    monkeypatch.setenv("DCS_POLL_INTERVAL", "7")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://leak@127.0.0.1:1/leak")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-leak")
+
+    s = load_settings({"DCS_POLL_INTERVAL": "30"})
+
+    assert s.poll_interval == 30
+    assert s.database_url is None
+    assert s.slack_app_token is None
+    assert load_settings({}).poll_interval == 60
+
+
 def test_defaults_match_the_interface() -> None:
     """With nothing set, every default is the one INTERFACE.md names."""
     s = load_settings({})
