@@ -244,8 +244,7 @@ def _tasks(settings: Settings, args: argparse.Namespace) -> int:
     for instance_id, error in result.errors.items():
         print(f"error: {instance_id}: {error}", file=sys.stderr)
     if args.json:
-        # params may carry secrets (password changes): never shown.
-        shown = [{k: v for k, v in t.to_json().items() if k != "params"} for t in result.tasks]
+        shown = [t.to_json() for t in result.tasks]
         json.dump(shown, sys.stdout, indent=2)
         print()
     else:

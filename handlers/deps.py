@@ -109,8 +109,7 @@ class Deps:
         if task is not None:
             return TaskLookup(task, live=True)
         try:
-            seen = {k: v for k, v in record.task.items() if k != "params"}
-            remembered = Task.from_json(record.instance_id, {"id": record.task_id, **seen})
+            remembered = Task.from_json(record.instance_id, {"id": record.task_id, **record.task})
         except DcsError:
             return TaskLookup(None, problem=problem)
         return TaskLookup(remembered, live=False, problem=problem)

@@ -26,8 +26,8 @@ class PollerLockedError(StateError):
 class TaskRecord:
     """What the bot remembers of one task.
 
-    ``task`` is the DCS task object as last seen, *without* ``params``; ``messages`` maps a
-    Slack channel to the ``ts`` of the task's alert there and is changed only by
+    ``task`` is the DCS task object as last seen (``Task.raw``, which never holds ``params``);
+    ``messages`` maps a Slack channel to the ``ts`` of the task's alert there and is changed only by
     ``StateStore.delivery_done`` (never by ``commit_cycle``).
     """
 

@@ -255,7 +255,6 @@ def _task_record(row: Mapping[str, Any]) -> TaskRecord:
 
 
 def _task_params(record: TaskRecord) -> tuple[Any, ...]:
-    task = {k: v for k, v in record.task.items() if k != "params"}
     return (
         record.instance_id,
         record.task_id,
@@ -265,7 +264,7 @@ def _task_params(record: TaskRecord) -> tuple[Any, ...]:
         record.updated_at,
         record.first_seen_at,
         record.finished_at,
-        _jsonb(task),
+        _jsonb(dict(record.task)),
     )
 
 

@@ -196,7 +196,7 @@ def _task_json(record: TaskRecord) -> dict[str, Any]:
         "updated_at": _time(record.updated_at),
         "first_seen_at": _time(record.first_seen_at),
         "finished_at": _time(record.finished_at),
-        "task": {k: v for k, v in record.task.items() if k != "params"},
+        "task": dict(record.task),
     }
 
 

@@ -130,8 +130,7 @@ class Task:
     updated_at: datetime | None = None
     enable_show: bool | None = None
     details: TaskDetails = field(default_factory=TaskDetails)
-    # params may carry secrets (password changes): never shown, never logged.
-    params: str | None = field(default=None, repr=False, compare=False)
+    #: The DCS object as received, without ``params`` (see ``from_json``).
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -141,7 +140,11 @@ class Task:
 
     @classmethod
     def from_json(cls, instance_id: str, data: object) -> Task:
-        """Build from a SingleBackgroundTask object; a task without an ``id`` is malformed."""
+        """Build from a SingleBackgroundTask object; a task without an ``id`` is malformed.
+
+        ``params`` may carry secrets (a password change): it is dropped here, the one place DCS
+        JSON becomes a Task, so nothing downstream can store, show or log it.
+        """
         if not isinstance(data, Mapping):
             raise DcsBadResponseError("a task in the DCS answer is not a JSON object")
         task_id = _str(data.get("id"))
@@ -158,8 +161,7 @@ class Task:
             updated_at=parse_time(data.get("updated_at")),
             enable_show=_bool(data.get("enable_show")),
             details=TaskDetails.from_json(data.get("details")),
-            params=_str(data.get("params")),
-            raw=dict(data),
+            raw={key: value for key, value in data.items() if key != "params"},
         )
 
     def to_json(self) -> dict[str, Any]:

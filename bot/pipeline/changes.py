@@ -41,9 +41,8 @@ def diff(
 
 def to_record(change: Change, now: datetime) -> TaskRecord:
     """The record to store for a change: first seen and finished times carry over from the
-    previous record, so do the Slack messages; ``params`` is never stored."""
+    previous record, so do the Slack messages."""
     task, before = change.task, change.previous
-    stored = {k: v for k, v in task.to_json().items() if k != "params"}
     finished_at = before.finished_at if before else None
     if task.is_final and finished_at is None:
         finished_at = now
@@ -58,6 +57,6 @@ def to_record(change: Change, now: datetime) -> TaskRecord:
         updated_at=task.updated_at,
         first_seen_at=before.first_seen_at if before else now,
         finished_at=finished_at,
-        task=stored,
+        task=task.to_json(),
         messages=dict(before.messages) if before else {},
     )

@@ -1,7 +1,7 @@
 """Slack messages for DCS tasks: Block Kit blocks plus the plain ``text`` notification fallback.
 
 Pure functions. Every value that comes from DCS is mrkdwn-escaped and clipped so that each
-message stays inside Slack's limits; ``Task.params`` is never read here (it may hold secrets).
+message stays inside Slack's limits. A Task never holds ``params`` (``bot.dcs.models``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 Each returns a :class:`bot.slack.render.Message` (text fallback + blocks) inside Slack's limits
 (at most 50 blocks, 3000 characters per section); every value from DCS or the user is escaped.
-Task ``params`` are never read here.
 """
 
 from __future__ import annotations

@@ -238,13 +238,6 @@ def test_find_task_finds_any_instance_with_messages(store: StateStore) -> None:
     assert store.find_task("nope") is None
 
 
-def test_task_params_are_never_stored(store: StateStore) -> None:
-    """A task object carrying params (maybe a password) is stored without them."""
-    secret = record(task={"id": "t1", "params": '{"new_password": "hunter2"}'})
-    store.commit_cycle(CycleCommit(tasks=[secret]))
-    assert store.tasks_of(INSTANCE)["t1"].task == {"id": "t1"}
-
-
 def test_cursors_roundtrip_and_update(store: StateStore) -> None:
     """Cursors are stored by instance and replaced by a later commit."""
     first = InstanceCursor(INSTANCE, "cache-prod", baselined=False)

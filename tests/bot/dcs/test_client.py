@@ -539,7 +539,7 @@ def test_retry_logs_and_errors_carry_no_secrets(caplog: pytest.LogCaptureFixture
             sim.inject("500", count=10)
             with pytest.raises(DcsUnavailableError) as raised:
                 client.list_instances()
-    assert task.params == '{"password": "PARAM-SECRET"}'
+    assert "params" not in task.to_json()
     ours = [r.getMessage() for r in caplog.records if r.name == "bot.dcs.client"]
     assert len(ours) == 1 + (FAST.attempts - 1)  # the truncated page, then the 500s
     text = "\n".join(ours) + str(raised.value) + repr(task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -57,11 +58,15 @@ def test_a_task_without_an_id_is_a_bad_response(bad: object) -> None:
         Task.from_json("i1", bad)
 
 
-def test_params_never_shows_in_repr() -> None:
-    """params may carry a password: it is kept out of repr."""
+def test_params_are_dropped_where_dcs_json_becomes_a_task() -> None:
+    """params may carry a password: no field, raw key, JSON or repr of the Task holds it."""
     task = Task.from_json("i1", {**REFERENCE_TASK, "params": '{"password": "Hunter2"}'})
-    assert task.params is not None
-    assert "Hunter2" not in repr(task)
+
+    assert not hasattr(task, "params")
+    assert "params" not in task.raw
+    assert "params" not in task.to_json()
+    assert "Hunter2" not in repr(task) + json.dumps(task.to_json())
+    assert task.to_json()["details"] == REFERENCE_TASK["details"]
 
 
 @pytest.mark.parametrize(

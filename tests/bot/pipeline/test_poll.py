@@ -271,16 +271,25 @@ def test_a_long_task_is_followed_past_the_lookback(harness: Harness) -> None:
 def test_no_secret_or_params_reaches_slack_or_the_log(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Tokens and a task's params (a password change) appear in no message and no log line."""
+    """Tokens and a task's params (a password change) appear in no message, no log line and
+    nowhere in the state file."""
     caplog.set_level(logging.DEBUG)
     harness.cycle()
-    harness.sim.add_task(PROD, "modify", "EXECUTING", params='{"new_password": "Hunter2-secret"}')
+    task_id = harness.sim.add_task(
+        PROD, "modify", "EXECUTING", params='{"new_password": "Hunter2-secret"}'
+    )
     harness.cycle()
     harness.sim.inject("500", count=10)
     harness.cycle()
+    stored = harness.parts.store.tasks_by_id({PROD: [task_id]})[PROD][task_id]
+    harness.close()
 
     sent = everything_sent(harness)
     assert "Changing the password" in sent
+    assert stored.task["name"] == "modify"
+    assert "params" not in stored.task
+    state_file = b"".join(p.read_bytes() for p in harness.state.parent.iterdir() if p.is_file())
     for secret in ("Hunter2-secret", DCS_TOKEN, SLACK_TOKEN):
         assert secret not in sent
         assert secret not in caplog.text
+        assert secret.encode() not in state_file

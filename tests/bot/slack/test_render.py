@@ -345,8 +345,6 @@ def test_alert_drops_buttons_whose_value_would_not_fit() -> None:
 def test_params_are_never_shown() -> None:
     """A password in ``params`` appears in no rendering, text or blocks."""
     task = make_task(name="modify", params=json.dumps({"new_password": SECRET}))
-    assert task.params is not None
-    assert SECRET in task.params
     rendered = [
         task_alert(task, "cache-prod", now=NOW),
         task_details(task, "cache-prod"),
