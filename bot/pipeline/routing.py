@@ -1,5 +1,6 @@
-"""Where an alert goes: every channel whose subscription matches, else the alert channel
-(INTERFACE.md: DCS_ALERT_CHANNEL "receives every alert not routed elsewhere")."""
+"""Where an alert goes: ``DCS_ALERT_CHANNEL`` always, plus each channel whose subscription
+matches, each channel once (INTERFACE.md "Routing": subscriptions add channels, they never take
+alerts away from the alert channel)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,12 @@ def route(
     alert_channel: str | None,
     subscriptions: Sequence[Subscription],
 ) -> list[str]:
-    """The channels that receive ``task``'s alert: the channel of each matching subscription in
-    order, each once; ``alert_channel`` (when set) when no subscription matches."""
-    channels: list[str] = []
+    """The channels that receive ``task``'s alert: ``alert_channel`` (when set) first, then the
+    channel of each matching subscription in order, each channel once."""
+    channels: list[str] = [alert_channel] if alert_channel else []
     for subscription in subscriptions:
         if subscription.channel not in channels and matches(subscription, task, instance_name):
             channels.append(subscription.channel)
-    if not channels and alert_channel:
-        channels.append(alert_channel)
     return channels
 
 

@@ -54,6 +54,12 @@ logger = logging.getLogger(__name__)
 MAX_LISTED = 50
 _MAX_VALUE = 300
 
+#: What routing does, said wherever subscriptions are explained.
+ROUTING_RULE = (
+    "Every alert goes to the alert channel (DCS_ALERT_CHANNEL); a subscription adds a channel, "
+    "it never takes alerts away from the alert channel."
+)
+
 EXAMPLES = (
     ("/dcs-tasks list", "recent tasks of every watched instance (last 24h, 20 at most)"),
     ("/dcs-tasks cache-prod status:FAILED since:7d", "failed tasks of one instance this week"),
@@ -61,7 +67,10 @@ EXAMPLES = (
     ("/dcs-tasks show TASK_ID", "one task with all its details"),
     ("/dcs-tasks instances", "the watched instances and their last poll"),
     ("/dcs-tasks status", "the bot's own health"),
-    ("/dcs-tasks subscribe * status:FAILED", "send failures of every instance to this channel"),
+    (
+        "/dcs-tasks subscribe * status:FAILED",
+        "also send failures of every instance to this channel",
+    ),
     ("/dcs-tasks unsubscribe *", "stop that again"),
     ("/dcs-tasks subscriptions", "what this channel receives"),
 )
@@ -123,7 +132,9 @@ def help_message() -> Message:
         section("*/dcs-tasks* answers questions about DCS background tasks. Only you see it."),
         section("*Usage*\n```" + FULL_USAGE + "```"),
         section("*Examples*\n" + "\n".join(lines)),
-        context("INSTANCE is a watched instance's name or ID. Times: 90m, 24h, 7d."),
+        context(
+            "INSTANCE is a watched instance's name or ID. Times: 90m, 24h, 7d. " + ROUTING_RULE
+        ),
     ]
     return _message("/dcs-tasks usage:\n" + FULL_USAGE, blocks)
 

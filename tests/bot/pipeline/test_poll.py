@@ -142,7 +142,7 @@ def test_exactly_the_threshold_still_posts_one_message_each(harness: Harness) ->
 
 
 def test_subscriptions_route_alerts_to_their_channel_once(harness: Harness) -> None:
-    """An alert goes to each matching subscriber channel once, and not to the alert channel."""
+    """An alert goes to each matching subscriber channel once, and to the alert channel too."""
     store = harness.parts.store
     store.add_subscription(Subscription("C0TEAM", "cache-prod", statuses=("EXECUTING",)))
     store.add_subscription(Subscription("C0TEAM2", "*", names=("BindEip",)))
@@ -157,11 +157,13 @@ def test_subscriptions_route_alerts_to_their_channel_once(harness: Harness) -> N
     by_channel: dict[str, int] = {}
     for call in harness.slack_calls("chat.postMessage"):
         by_channel[call.params["channel"]] = by_channel.get(call.params["channel"], 0) + 1
-    assert by_channel == {"C0TEAM": 1, "C0TEAM2": 1, "C0TEAM3": 3}
+    assert by_channel == {ALERTS: 3, "C0TEAM": 1, "C0TEAM2": 1, "C0TEAM3": 3}
 
 
-def test_alerts_no_subscription_takes_go_to_the_alert_channel(harness: Harness) -> None:
-    """DCS_ALERT_CHANNEL receives every alert not routed elsewhere."""
+def test_the_alert_channel_gets_every_alert_and_subscriptions_add_channels(
+    harness: Harness,
+) -> None:
+    """DCS_ALERT_CHANNEL receives every alert, also those a subscription routes elsewhere."""
     harness.parts.store.add_subscription(Subscription("C0TEAM", "*", names=("BindEip",)))
     harness.cycle()
     harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
@@ -170,7 +172,7 @@ def test_alerts_no_subscription_takes_go_to_the_alert_channel(harness: Harness) 
     harness.cycle()
 
     channels = sorted(c.params["channel"] for c in harness.slack_calls("chat.postMessage"))
-    assert channels == sorted([ALERTS, "C0TEAM"])
+    assert channels == sorted([ALERTS, ALERTS, "C0TEAM"])
 
 
 def test_a_slack_outage_loses_nothing_and_delivers_in_order_after_recovery(

@@ -50,13 +50,13 @@ def sub(
         pytest.param(
             "CALERT",
             [sub("C2"), sub("C1", "cache-prod"), sub("C2", INSTANCE_ID), sub("CALERT")],
-            ["C2", "C1", "CALERT"],
-            id="each channel once, in subscription order",
+            ["CALERT", "C2", "C1"],
+            id="alert channel first, then each channel once, in subscription order",
         ),
         pytest.param(
             "CALERT",
             [sub("C1", statuses=("SUCCESS",)), sub("C1", INSTANCE_ID)],
-            ["C1"],
+            ["CALERT", "C1"],
             id="a later matching subscription of the same channel still counts",
         ),
         pytest.param(
@@ -65,12 +65,18 @@ def sub(
             ["CALERT"],
             id="alert channel gets what no subscription takes",
         ),
+        pytest.param(
+            "CALERT",
+            [sub("C1")],
+            ["CALERT", "C1"],
+            id="a subscription to every task never takes alerts from the alert channel",
+        ),
     ],
 )
 def test_route(
     alert_channel: str | None, subscriptions: list[Subscription], expected: list[str]
 ) -> None:
-    """An alert goes to each matching subscription's channel once, else to the alert channel."""
+    """An alert goes to the alert channel and to each matching subscription's channel, once."""
     assert route(TASK, "cache-prod", alert_channel, subscriptions) == expected
 
 

@@ -162,3 +162,10 @@ def test_usage_errors_fit_for_any_text(text: str) -> None:
     result = parse(text)
     if isinstance(result, ParseError):
         within_limits(replies.usage_error(result))
+
+
+def test_help_says_subscriptions_add_channels_and_never_divert_alerts() -> None:
+    """help says what routing does: the alert channel keeps every alert, subscriptions add."""
+    shown = json.dumps(replies.help_message().blocks)
+    assert "also send failures of every instance to this channel" in shown
+    assert "never takes alerts away from the alert channel" in shown
