@@ -169,6 +169,7 @@ def build(
             parts.deliverer = Deliverer(
                 parts.slack,
                 store,
+                alert_channel=settings.alert_channel,
                 stop=parts.stopping,
                 backoff_base=min(30.0, interval),
                 backoff_max=min(900.0, 15 * interval),

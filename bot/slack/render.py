@@ -318,3 +318,17 @@ def _actions(task: Task) -> dict[str, Any] | None:
             for action_id, text in buttons
         ],
     }
+
+
+def channel_failing(channel: str, error: str) -> Message:
+    """The one notice to the alert channel when another channel can no longer be posted to."""
+    where = f"<#{esc(channel)}>"
+    line = (
+        f":warning: The bot can no longer post alerts to {where} (Slack says `{esc(error)}`). "
+        "Every alert still comes here. Invite the bot there again, or type "
+        "`/dcs-tasks unsubscribe *` in that channel to stop routing alerts to it."
+    )
+    return Message(
+        text=fit(f"The bot can no longer post alerts to {where} ({error})", MAX_TEXT),
+        blocks=[section(line)],
+    )

@@ -5,6 +5,11 @@
 ``conversations.info``, keeps the messages of each channel, records every call it received
 (including the ones it failed), and accepts POSTs to the ``response_url`` addresses it hands out.
 
+Channels and messages: ``refuse_channel`` makes every call to a chosen channel answer
+``channel_not_found``, ``not_in_channel`` or ``is_archived`` (as Slack does for a deleted channel,
+one the bot was never invited to, or an archived one); ``delete_message`` removes a message, so
+editing it answers ``message_not_found`` and replying in its thread ``thread_not_found``.
+
 Faults: ``fail_next`` makes the next calls of a method fail (an ``ok: false`` error, HTTP 429 with
 ``Retry-After``, HTTP 5xx, or a dropped connection); ``outage(True)`` makes every Web API call
 answer HTTP 503 ``{"ok": false, "error": "service_unavailable"}`` (an answer, not a dropped
@@ -32,6 +37,7 @@ _API_PREFIX = "/api/"
 _RESPONSE_URL_PREFIX = "/response_url/"
 _RATE_LIMITED_METHODS = frozenset({"chat.postMessage", "chat.update"})
 _MAX_TEXT = 40_000
+_CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 _MAX_BLOCKS = 50
 _FIRST_TS = 1_700_000_000 * 1_000_000  # ts in microseconds: "1700000000.000100" and up
 
@@ -135,6 +141,7 @@ class FakeSlack:
         self._faults: dict[str, deque[_Fault]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._outage = False
+        self._refused: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS + 100, 100)
         self._response_ids = itertools.count(1)
         self._response_posts: list[tuple[str, dict[str, Any]]] = []
@@ -242,6 +249,25 @@ class FakeSlack:
         with self._lock:
             self._faults.setdefault(method, deque()).extend([fault] * count)
 
+    def refuse_channel(self, channel: str, error: str | None = "not_in_channel") -> None:
+        """Every later call to ``channel`` answers ``error`` (``channel_not_found``,
+        ``not_in_channel`` or ``is_archived``); ``None`` accepts the channel again."""
+        if error is not None and error not in _CHANNEL_ERRORS:
+            raise ValueError(f"refuse_channel takes one of {sorted(_CHANNEL_ERRORS)}")
+        with self._lock:
+            if error is None:
+                self._refused.pop(channel, None)
+            else:
+                self._refused[channel] = error
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message (as a user can): editing it or replying to it fails from now on."""
+        with self._lock:
+            index = self._find(channel, ts)
+            if index is None:
+                raise KeyError(f"no message {ts} in {channel}")
+            del self._messages[channel][index]
+
     def outage(self, on: bool) -> None:
         """While on, every Web API call answers HTTP 503 (``service_unavailable``)."""
         with self._lock:
@@ -270,6 +296,11 @@ class FakeSlack:
                     return _Answer(body={"ok": False, "error": "channel_not_found"})
                 if self._known_channels is not None and channel not in self._known_channels:
                     return _Answer(body={"ok": False, "error": "channel_not_found"})
+                refused = self._refused.get(channel)
+                if refused is not None and not (
+                    method == "conversations.info" and refused != "channel_not_found"
+                ):
+                    return _Answer(body={"ok": False, "error": refused})
                 if method in _RATE_LIMITED_METHODS:
                     wait = self._take_token(channel)
                     if wait is not None:
@@ -384,8 +415,8 @@ class FakeSlack:
                     "id": channel,
                     "name": channel.lower(),
                     "is_channel": True,
-                    "is_member": True,
-                    "is_archived": False,
+                    "is_member": self._refused.get(channel) != "not_in_channel",
+                    "is_archived": self._refused.get(channel) == "is_archived",
                 },
             }
         )

@@ -17,7 +17,9 @@ import pytest
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web import SlackResponse
 
+from bot.slack.channels import failing_channels
 from bot.slack.deliver import Deliverer, DrainReport, Outcome, classify, make_web_client
+from bot.slack.outcome import Action
 from bot.testing.fake_slack import FakeSlack, RateLimit
 from state.base import CycleCommit, NewDelivery, StateStore, TaskRecord
 from state.sqlite import SqliteStore
@@ -193,6 +195,148 @@ def test_an_update_or_reply_without_a_message_is_posted_as_a_new_one(
     (message,) = fake.messages(C1)
     assert (message.text, message.thread_ts, message.edited) == ("EXTEND SUCCESS", None, False)
     assert fake.calls_to("chat.update") == []
+
+
+# -- a task's message that is gone ------------------------------------------------------------
+
+
+def posted_alert(fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps) -> str:
+    """Post task t1's alert to C1; return its ts."""
+    enqueue(store, post(C1, "EXTEND EXECUTING", "t1"), tasks=("t1",))
+    deliverer(fake, store, clock, sleeps).drain()
+    (alert,) = fake.messages(C1)
+    return alert.ts
+
+
+def transition(status: str, *, broadcast: bool = False) -> tuple[NewDelivery, NewDelivery]:
+    return (
+        NewDelivery("update", C1, f"EXTEND {status}", [{"type": "divider"}], "inst-1", "t1"),
+        NewDelivery("reply", C1, f"→ {status}", (), "inst-1", "t1", reply_broadcast=broadcast),
+    )
+
+
+def test_a_deleted_alert_gets_the_change_as_a_new_message_that_later_changes_edit(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
+) -> None:
+    """The alert was deleted: FAILED is posted anew (broadcast in its thread) and SUCCESS later
+    edits that new message, not the deleted one."""
+    fake.delete_message(C1, posted_alert(fake, store, clock, sleeps))
+
+    enqueue(store, *transition("FAILED", broadcast=True))
+    assert deliverer(fake, store, clock, sleeps).drain() == DrainReport(2, 0, 0, 0.0)
+    alert, reply = fake.messages(C1)
+    assert (alert.text, alert.thread_ts, alert.edited) == ("EXTEND FAILED", None, False)
+    assert (reply.thread_ts, reply.text, reply.reply_broadcast) == (alert.ts, "→ FAILED", True)
+    assert store.find_task("t1").messages == {C1: alert.ts}  # type: ignore[union-attr]
+
+    enqueue(store, *transition("SUCCESS"))
+    deliverer(fake, store, clock, sleeps).drain()
+    edited, *thread = fake.messages(C1)
+    assert (edited.ts, edited.text, edited.edited) == (alert.ts, "EXTEND SUCCESS", True)
+    assert [m.thread_ts for m in thread] == [alert.ts, alert.ts]
+    assert store.count_pending() == 0
+
+
+@pytest.mark.parametrize(
+    "error", ["message_not_found", "cant_update_message", "edit_window_closed", "is_archived"]
+)
+def test_an_update_slack_will_not_make_is_posted_as_a_new_message(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps, error: str
+) -> None:
+    """Each 'this message cannot be edited' error turns the update into a new message."""
+    old = posted_alert(fake, store, clock, sleeps)
+    fake.fail_next("chat.update", error=error)
+    enqueue(store, transition("FAILED")[0])
+    assert deliverer(fake, store, clock, sleeps).drain() == DrainReport(1, 0, 0, 0.0)
+    first, new = fake.messages(C1)
+    assert (first.ts, first.text) == (old, "EXTEND EXECUTING")
+    assert (new.text, new.thread_ts) == ("EXTEND FAILED", None)
+    assert store.find_task("t1").messages == {C1: new.ts}  # type: ignore[union-attr]
+
+
+def test_a_reply_to_a_vanished_thread_is_posted_to_the_channel(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
+) -> None:
+    """thread_not_found on a reply posts the reply as a top-level message."""
+    posted_alert(fake, store, clock, sleeps)
+    fake.fail_next("chat.postMessage", error="thread_not_found")
+    enqueue(store, transition("FAILED", broadcast=True)[1])
+    assert deliverer(fake, store, clock, sleeps).drain().sent == 1
+    assert [(m.text, m.thread_ts) for m in fake.messages(C1)][1] == ("→ FAILED", None)
+
+
+def test_a_new_post_that_fails_too_is_dropped_once(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
+) -> None:
+    """When the fallback post fails finally as well, the delivery is dropped, not looped."""
+    posted_alert(fake, store, clock, sleeps)
+    fake.fail_next("chat.update", error="is_archived")
+    fake.fail_next("chat.postMessage", error="is_archived")
+    enqueue(store, transition("FAILED")[0])
+    assert deliverer(fake, store, clock, sleeps).drain() == DrainReport(0, 0, 1, 0.0)
+    assert [c.method for c in fake.calls[1:]] == ["chat.update", "chat.postMessage"]
+
+
+# -- channels the bot cannot post to ------------------------------------------------------------
+
+ALERTS = "C0ALERTS"
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
+def test_a_channel_that_fails_finally_is_recorded_and_noticed_once(
+    fake: FakeSlack,
+    store: SqliteStore,
+    clock: Clock,
+    sleeps: Sleeps,
+    caplog: pytest.LogCaptureFixture,
+    error: str,
+) -> None:
+    """A subscribed channel that refuses posts is recorded as failing, logged, and the alert
+    channel gets one notice, not one per dropped alert."""
+    fake.refuse_channel(C2, error)
+    enqueue(store, post(C2, "one"), post(ALERTS, "one"), post(C2, "two"))
+    with caplog.at_level(logging.ERROR, logger="bot.slack.deliver"):
+        report = deliverer(fake, store, clock, sleeps, alert_channel=ALERTS).drain()
+    assert report == DrainReport(sent=2, retried=0, dropped=2, waited_seconds=0.0)
+    (failing,) = failing_channels(store)
+    assert (failing.channel, failing.error) == (C2, error)
+    one, notice = fake.messages(ALERTS)
+    assert one.text == "one"
+    assert f"<#{C2}>" in (notice.text or "")
+    assert error in (notice.text or "")
+    assert sum("cannot be posted to" in r.getMessage() for r in caplog.records) == 1
+
+    enqueue(store, post(C2, "three"))
+    deliverer(fake, store, clock, sleeps, alert_channel=ALERTS).drain()
+    assert len(fake.messages(ALERTS)) == 2  # still one notice
+
+
+def test_a_failing_channel_that_works_again_is_no_longer_listed(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
+) -> None:
+    """The first delivery that reaches a failing channel again clears it."""
+    fake.refuse_channel(C2, "not_in_channel")
+    enqueue(store, post(C2, "lost"))
+    deliverer(fake, store, clock, sleeps, alert_channel=ALERTS).drain()
+    assert [f.channel for f in failing_channels(store)] == [C2]
+
+    fake.refuse_channel(C2, None)
+    enqueue(store, post(C2, "back"))
+    deliverer(fake, store, clock, sleeps, alert_channel=ALERTS).drain()
+    assert failing_channels(store) == []
+    assert texts(fake, C2) == ["back"]
+
+
+def test_the_failing_alert_channel_is_recorded_without_a_notice(
+    fake: FakeSlack, store: SqliteStore, clock: Clock, sleeps: Sleeps
+) -> None:
+    """When the alert channel itself fails, it is recorded; no notice is posted anywhere."""
+    fake.refuse_channel(ALERTS, "not_in_channel")
+    enqueue(store, post(ALERTS, "lost"))
+    deliverer(fake, store, clock, sleeps, alert_channel=ALERTS).drain()
+    assert [f.channel for f in failing_channels(store)] == [ALERTS]
+    assert fake.calls_to("chat.postMessage") == fake.calls_to("chat.postMessage")[:1]
+    assert store.count_pending() == 0
 
 
 # -- rate limits ----------------------------------------------------------------------------
@@ -510,11 +654,12 @@ def test_an_unknown_channel_is_dropped_and_others_still_delivered(
         assert report == DrainReport(sent=1, retried=0, dropped=1, waited_seconds=0.0)
         assert texts(fake, C1) == ["kept"]
     assert store.count_pending() == 0
-    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    record, failing = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.name == "bot.slack.deliver"
     assert "C0GONE" in record.getMessage()
     assert "channel_not_found" in record.getMessage()
     assert "post" in record.getMessage()
+    assert "channel C0GONE cannot be posted to" in failing.getMessage()
 
 
 def test_a_final_failure_does_not_hold_back_its_channel(
@@ -723,6 +868,8 @@ RESPONSES: list[tuple[int, str | None, dict[str, Any], tuple[str, str, float | N
     (200, "invalid_blocks", {}, ("final", "invalid_blocks", None)),
     (200, "message_not_found", {}, ("final", "message_not_found", None)),
     (200, "cant_update_message", {}, ("final", "cant_update_message", None)),
+    (200, "edit_window_closed", {}, ("final", "edit_window_closed", None)),
+    (200, "thread_not_found", {}, ("final", "thread_not_found", None)),
     (200, "brand_new_error", {}, ("final", "brand_new_error (unrecognised error)", None)),
     (404, "unknown_method", {}, ("final", "unknown_method", None)),
     (403, None, {}, ("final", "http 403 without an error code", None)),
@@ -767,6 +914,28 @@ EXCEPTIONS: list[tuple[BaseException, tuple[str, str]]] = [
     (SlackRequestError("Invalid URL detected"), ("final", "unexpected: SlackRequestError")),
     (ValueError("a bug"), ("final", "unexpected: ValueError")),
 ]
+
+
+# action, Slack error -> kind
+LOST_MESSAGES: list[tuple[Action, str, str]] = [
+    ("edit", "message_not_found", "fallback"),
+    ("edit", "cant_update_message", "fallback"),
+    ("edit", "edit_window_closed", "fallback"),
+    ("edit", "is_archived", "fallback"),
+    ("edit", "thread_not_found", "final"),
+    ("edit", "not_in_channel", "final"),
+    ("reply", "thread_not_found", "fallback"),
+    ("reply", "message_not_found", "fallback"),
+    ("reply", "is_archived", "final"),
+    ("post", "message_not_found", "final"),
+    ("post", "is_archived", "final"),
+]
+
+
+@pytest.mark.parametrize(("action", "error", "kind"), LOST_MESSAGES)
+def test_classify_a_lost_message_by_action(action: Action, error: str, kind: str) -> None:
+    """An edit or reply whose message is gone falls back to a new message; a post never does."""
+    assert classify(None, response(200, error, {}), action).kind == kind
 
 
 @pytest.mark.parametrize(("exc", "expected"), EXCEPTIONS)

@@ -158,6 +158,57 @@ def test_unknown_channels_answer_channel_not_found() -> None:
         assert client(fake).conversations_info(channel="C1")["channel"]["id"] == "C1"
 
 
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
+def test_a_refused_channel_answers_its_error_to_posts_and_edits(
+    fake: FakeSlack, error: str
+) -> None:
+    """refuse_channel: posts and edits in that channel fail with the chosen error; others work."""
+    ts = client(fake).chat_postMessage(channel="C1", text="x")["ts"]
+    fake.refuse_channel("C1", error)
+    post = lambda: client(fake).chat_postMessage(channel="C1", text="y")  # noqa: E731
+    edit = lambda: client(fake).chat_update(channel="C1", ts=ts, text="z")  # noqa: E731
+    assert error_of(post)[:2] == (200, error)
+    assert error_of(edit)[:2] == (200, error)
+    assert client(fake).chat_postMessage(channel="C2", text="y")["ok"] is True
+    assert [m.text for m in fake.messages("C1")] == ["x"]
+
+    fake.refuse_channel("C1", None)
+    assert client(fake).chat_postMessage(channel="C1", text="y")["ok"] is True
+
+
+def test_conversations_info_tells_membership_and_archiving(fake: FakeSlack) -> None:
+    """conversations.info says is_member false when not invited, is_archived when archived."""
+    fake.refuse_channel("C1", "not_in_channel")
+    fake.refuse_channel("C2", "is_archived")
+    fake.refuse_channel("C3", "channel_not_found")
+    one = client(fake).conversations_info(channel="C1")["channel"]
+    two = client(fake).conversations_info(channel="C2")["channel"]
+    assert (one["is_member"], one["is_archived"]) == (False, False)
+    assert (two["is_member"], two["is_archived"]) == (True, True)
+    info = lambda: client(fake).conversations_info(channel="C3")  # noqa: E731
+    assert error_of(info)[1] == "channel_not_found"
+
+
+def test_refuse_channel_takes_only_channel_errors(fake: FakeSlack) -> None:
+    """refuse_channel refuses an error Slack does not give for a channel."""
+    with pytest.raises(ValueError, match="refuse_channel takes one of"):
+        fake.refuse_channel("C1", "internal_error")
+
+
+def test_a_deleted_message_cannot_be_edited_or_replied_to(fake: FakeSlack) -> None:
+    """delete_message: chat.update answers message_not_found, a reply thread_not_found."""
+    ts = client(fake).chat_postMessage(channel="C1", text="alert")["ts"]
+    kept = client(fake).chat_postMessage(channel="C1", text="other")["ts"]
+    fake.delete_message("C1", ts)
+    edit = lambda: client(fake).chat_update(channel="C1", ts=ts, text="z")  # noqa: E731
+    reply = lambda: client(fake).chat_postMessage(channel="C1", text="r", thread_ts=ts)  # noqa: E731
+    assert error_of(edit)[1] == "message_not_found"
+    assert error_of(reply)[1] == "thread_not_found"
+    assert [m.ts for m in fake.messages("C1")] == [kept]
+    with pytest.raises(KeyError):
+        fake.delete_message("C1", ts)
+
+
 def test_post_ephemeral_answers_a_message_ts(fake: FakeSlack) -> None:
     """chat.postEphemeral is accepted and recorded, without becoming a channel message."""
     answer = client(fake).chat_postEphemeral(channel="C1", user="U1", text="only you")
