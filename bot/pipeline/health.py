@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.slack.channels import FAILING_KEY, read_failing
 from state.base import StateError, StateStore
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def health_report(
 
     200 while the last successful cycle is younger than 3 poll intervals, or while this process
     started less than 3 intervals ago and has not completed a cycle yet (the first is still due);
-    503 otherwise, and when the state store cannot be read.
+    503 otherwise, and when the state store cannot be read. ``deliveries_failing`` counts the
+    channels the bot can no longer post to (a count only: the channels are in ``status``).
     """
     late_after = timedelta(seconds=LATE_AFTER_INTERVALS * poll_interval)
     body: dict[str, Any] = {
@@ -45,6 +47,7 @@ def health_report(
         "last_success_at": None,
         "last_error": None,
         "pending_deliveries": None,
+        "deliveries_failing": None,
         "version": version,
         "poll_interval": poll_interval,
     }
@@ -52,6 +55,7 @@ def health_report(
         last_success = _parse_iso(store.get_meta("last_success_at"))
         body["last_error"] = _last_error(store.get_meta("last_error"))
         body["pending_deliveries"] = store.count_pending()
+        body["deliveries_failing"] = len(read_failing(store.get_meta(FAILING_KEY)))
     except StateError as exc:
         logger.warning("health: the state store cannot be read (%s)", type(exc).__name__)
         body["status"] = "state_unavailable"

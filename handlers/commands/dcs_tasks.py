@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.dcs.errors import DcsError
 from bot.dcs.query import TaskQuery, run_query
 from bot.pipeline.health import health_report
 from bot.slack import render
+from bot.slack.channels import clear_failing, failing_channels
+from bot.slack.outcome import classify
 from handlers.access import admin_refusal, query_refusal
 from handlers.commands import replies
 from handlers.commands.parse import (
@@ -37,13 +42,14 @@ logger = logging.getLogger(__name__)
 def make_dcs_tasks(deps: Deps) -> Callable[..., None]:
     """The Bolt listener of ``/dcs-tasks``, bound to ``deps``."""
 
-    def dcs_tasks(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def dcs_tasks(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         message = answer(
             deps,
             _unescape(str(command.get("text") or "")),
             user_id=str(command.get("user_id") or ""),
             channel_id=str(command.get("channel_id") or ""),
+            slack=client,
         )
         replies.send_ephemeral(respond, message)
 
@@ -55,8 +61,13 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def answer(deps: Deps, text: str, *, user_id: str, channel_id: str) -> render.Message:
-    """The reply to ``/dcs-tasks text`` from ``user_id`` in ``channel_id``; never raises."""
+def answer(
+    deps: Deps, text: str, *, user_id: str, channel_id: str, slack: WebClient | None = None
+) -> render.Message:
+    """The reply to ``/dcs-tasks text`` from ``user_id`` in ``channel_id``; never raises.
+
+    ``slack`` posts the visible confirmation of ``subscribe`` (without it, nothing is stored).
+    """
     refusal = query_refusal(deps.settings, user_id=user_id, channel_id=channel_id)
     if refusal:
         return replies.notice(refusal)
@@ -64,7 +75,7 @@ def answer(deps: Deps, text: str, *, user_id: str, channel_id: str) -> render.Me
     if isinstance(command, ParseError):
         return replies.usage_error(command)
     try:
-        return _run(deps, command, user_id=user_id, channel_id=channel_id)
+        return _run(deps, command, user_id=user_id, channel_id=channel_id, slack=slack)
     except DcsError as exc:
         logger.warning("/dcs-tasks %s: DCS failed: %s", type(command).__name__, exc)
         return replies.dcs_error(exc)
@@ -78,7 +89,9 @@ def answer(deps: Deps, text: str, *, user_id: str, channel_id: str) -> render.Me
         return replies.unexpected()
 
 
-def _run(deps: Deps, command: Command, *, user_id: str, channel_id: str) -> render.Message:
+def _run(
+    deps: Deps, command: Command, *, user_id: str, channel_id: str, slack: WebClient | None
+) -> render.Message:
     match command:
         case Help():
             return replies.help_message()
@@ -102,7 +115,9 @@ def _run(deps: Deps, command: Command, *, user_id: str, channel_id: str) -> rend
             if refusal:
                 return replies.notice(refusal)
             if isinstance(command, Subscribe):
-                return _subscribe(deps, command, user_id=user_id, channel_id=channel_id)
+                return _subscribe(
+                    deps, command, user_id=user_id, channel_id=channel_id, slack=slack
+                )
             return _unsubscribe(deps, command, channel_id=channel_id)
 
 
@@ -155,10 +170,20 @@ def _status(deps: Deps) -> render.Message:
         now=deps.clock(),
         version=deps.version,
     )
-    return replies.bot_status(code, report, started_at=deps.started_at)
+    return replies.bot_status(
+        code, report, started_at=deps.started_at, failing=failing_channels(deps.store)
+    )
 
 
-def _subscribe(deps: Deps, command: Subscribe, *, user_id: str, channel_id: str) -> render.Message:
+def _subscribe(
+    deps: Deps, command: Subscribe, *, user_id: str, channel_id: str, slack: WebClient | None
+) -> render.Message:
+    """Store a subscription only once the bot has posted its confirmation in the channel: a
+    channel the bot cannot post to (a DM, not invited, archived) is refused and nothing stored."""
+    if slack is None:
+        return replies.subscribe_refused("no Slack client")
+    if channel_id.startswith("D"):
+        return replies.subscribe_refused("direct_message")
     target = command.instance
     if target != "*":
         instance = deps.find_instance(target)
@@ -172,8 +197,38 @@ def _subscribe(deps: Deps, command: Subscribe, *, user_id: str, channel_id: str)
         names=command.names,
         created_by=user_id,
     )
-    deps.store.add_subscription(subscription)
-    return replies.subscribed(subscription, _names(deps))
+    names = _names(deps)
+    confirmation = replies.subscription_announcement(
+        subscription, names, alert_channel=deps.settings.alert_channel
+    )
+    try:
+        posted = slack.chat_postMessage(
+            channel=channel_id, text=confirmation.text, blocks=confirmation.blocks
+        )
+    except (SlackApiError, OSError, http.client.HTTPException) as exc:
+        outcome = classify(exc, None)
+        logger.warning("subscribe in %s refused: Slack said %s", channel_id, outcome.reason)
+        return replies.subscribe_refused(outcome.reason)
+    try:
+        deps.store.add_subscription(subscription)
+    except StateError:
+        _withdraw(slack, channel_id, posted.get("ts"))
+        raise
+    clear_failing(deps.store, channel_id)
+    return replies.subscribed(subscription, names)
+
+
+def _withdraw(slack: WebClient, channel_id: str, ts: object) -> None:
+    """The subscription could not be stored: say so in place of the confirmation."""
+    if not isinstance(ts, str):
+        return
+    message = replies.subscription_not_saved()
+    try:
+        slack.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks)
+    except SlackApiError as exc:
+        logger.warning(
+            "could not withdraw a subscription confirmation: %s", exc.response.get("error")
+        )
 
 
 def _unsubscribe(deps: Deps, command: Unsubscribe, *, channel_id: str) -> render.Message:
@@ -187,4 +242,6 @@ def _unsubscribe(deps: Deps, command: Unsubscribe, *, channel_id: str) -> render
     for subscription in deps.store.subscriptions(channel_id):
         if subscription.instance.casefold() in wanted:
             removed |= deps.store.remove_subscription(channel_id, subscription.instance)
+    if channel_id != deps.settings.alert_channel and not deps.store.subscriptions(channel_id):
+        clear_failing(deps.store, channel_id)  # nothing routes there now
     return replies.unsubscribed(target, _names(deps), removed=removed)

@@ -36,6 +36,7 @@ from bot.slack.blocks import (
     units,
 )
 from bot.slack.blocks import esc as _escape
+from bot.slack.channels import FailingChannel
 from bot.slack.render import (
     Message,
     format_duration,
@@ -303,8 +304,14 @@ def instance_list(
     return _message("\n".join([f"{len(instances)} watched {noun}", *lines]), blocks)
 
 
-def bot_status(code: int, report: Mapping[str, Any], *, started_at: datetime) -> Message:
-    """``status``: the same facts as ``/healthz``, in words."""
+def bot_status(
+    code: int,
+    report: Mapping[str, Any],
+    *,
+    started_at: datetime,
+    failing: Sequence[FailingChannel] = (),
+) -> Message:
+    """``status``: the same facts as ``/healthz``, in words, and the channels that fail."""
     state = report.get("status")
     if code == 200 and state == "starting":
         verdict = ":hourglass_flowing_sand: Starting: the first poll is still due."
@@ -331,6 +338,15 @@ def bot_status(code: int, report: Mapping[str, Any], *, started_at: datetime) ->
     ]
     blocks = [section(verdict), *field_sections(facts)]
     text = " · ".join([_plain(verdict), *(f"{n}: {_plain(v)}" for n, v in facts[:-1])])
+    if failing:
+        lines = [
+            f"• <#{esc(f.channel)}>: `{esc(f.error)}`"
+            + (f" since {esc(f.since)}" if f.since else "")
+            for f in failing[:20]
+        ]
+        head = f":warning: Deliveries failing: the bot cannot post to {len(failing)} channel(s)"
+        blocks.append(section(head + "\n" + "\n".join(lines)))
+        text += f" · {_plain(head)}"
     return _message(text, blocks)
 
 
@@ -358,6 +374,52 @@ def subscribed(subscription: Subscription, names: Mapping[str, str]) -> Message:
         f":bell: This channel now gets alerts for {_target(subscription.instance, names)} "
         f"({_filters(subscription)})."
     )
+
+
+def subscription_announcement(
+    subscription: Subscription, names: Mapping[str, str], *, alert_channel: str | None
+) -> Message:
+    """The visible message ``subscribe`` posts in the channel: who subscribed it to what."""
+    line = (
+        f":bell: <@{esc(subscription.created_by or 'someone')}> subscribed this channel to DCS "
+        f"task alerts for {_target(subscription.instance, names)} ({_filters(subscription)})."
+    )
+    blocks = [section(line)]
+    if alert_channel and alert_channel != subscription.channel:
+        blocks.append(context(f"Every alert also goes to <#{esc(alert_channel)}>. {ROUTING_RULE}"))
+    return _message(_plain(line), blocks)
+
+
+#: Why ``subscribe`` was refused and how to fix it, by Slack's error (or ``direct_message``).
+_SUBSCRIBE_FIXES = {
+    "direct_message": (
+        "A direct message cannot receive alerts. Type the command in the channel that should "
+        "get them, after inviting the bot there."
+    ),
+    "not_in_channel": (
+        "The bot is not a member of this channel, so it cannot post alerts here. Invite it "
+        "first (`/invite @` and the app's name), then subscribe again."
+    ),
+    "channel_not_found": (
+        "The bot cannot see this channel (a private channel or conversation it was never added "
+        "to). Add the app to the channel (channel details → Integrations), then subscribe again."
+    ),
+    "is_archived": "This channel is archived: it cannot receive alerts.",
+}
+
+
+def subscribe_refused(reason: str) -> Message:
+    """``subscribe`` where the bot cannot post: why, how to fix it, and that nothing changed."""
+    fix = _SUBSCRIBE_FIXES.get(
+        reason,
+        f"Slack did not let the bot post its confirmation here ({esc(reason)}); try again later.",
+    )
+    return notice(f":no_entry: Not subscribed. {fix} Nothing was stored.")
+
+
+def subscription_not_saved() -> Message:
+    """What replaces the channel's confirmation when the subscription could not be stored."""
+    return notice(":warning: That subscription could not be saved; alerts are not routed here.")
 
 
 def unsubscribed(instance: str, names: Mapping[str, str], *, removed: bool) -> Message:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.pipeline.health import health_report
+from bot.slack.channels import FAILING_KEY
 from state.base import CycleCommit, NewDelivery
 from state.sqlite import SqliteStore
 
@@ -62,10 +63,14 @@ def test_healthy_while_the_last_success_is_younger_than_three_intervals(
 
 
 def test_the_body_carries_every_fact(store: SqliteStore) -> None:
-    """The JSON has last success, last error, pending deliveries, version and poll interval."""
+    """The JSON has last success, last error, pending and failing deliveries (a count of the
+    channels the bot cannot post to, never their IDs), version and poll interval."""
     store.set_meta("last_success_at", ago(5).isoformat())
     store.set_meta("last_error", {"at": ago(65).isoformat(), "message": "DCS 503"})
     store.commit_cycle(CycleCommit(deliveries=[NewDelivery("post", "C1", "hi")] * 2))
+    store.set_meta(
+        FAILING_KEY, {"C0GONE": {"error": "not_in_channel", "since": ago(9).isoformat()}}
+    )
     code, body = health_report(
         store, poll_interval=INTERVAL, started_at=ago(999), now=NOW, version="1.2.3"
     )
@@ -75,6 +80,7 @@ def test_the_body_carries_every_fact(store: SqliteStore) -> None:
         "last_success_at": ago(5).isoformat(),
         "last_error": {"at": ago(65).isoformat(), "message": "DCS 503"},
         "pending_deliveries": 2,
+        "deliveries_failing": 1,
         "version": "1.2.3",
         "poll_interval": INTERVAL,
     }

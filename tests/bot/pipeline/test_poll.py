@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.pipeline.health import health_report
 from bot.wiring import build
 from state.base import CycleCommit, Subscription, TaskRecord
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, Harness
@@ -295,3 +296,48 @@ def test_no_secret_or_params_reaches_slack_or_the_log(
         assert secret not in sent
         assert secret not in caplog.text
         assert secret.encode() not in state_file
+
+
+def test_a_failed_task_whose_alert_was_deleted_still_reaches_the_channel(
+    harness: Harness,
+) -> None:
+    """Someone deleted the alert: the FAILED change is posted anew, broadcast in its thread."""
+    harness.cycle()
+    task_id = harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    harness.cycle()
+    (alert,) = harness.slack.messages(ALERTS)
+    harness.slack.delete_message(ALERTS, alert.ts)
+
+    harness.sim.set_status(task_id, "FAILED")
+    harness.cycle()
+
+    new, reply = harness.slack.messages(ALERTS)
+    assert "FAILED" in (new.text or "")
+    assert new.thread_ts is None
+    assert (reply.thread_ts, reply.reply_broadcast) == (new.ts, True)
+    assert harness.parts.store.count_pending() == 0
+
+
+def test_a_subscribed_channel_that_fails_is_noticed_once_in_the_alert_channel(
+    harness: Harness,
+) -> None:
+    """The bot was removed from a subscribed channel: every alert still reaches the alert
+    channel, which gets one notice; the health report counts one failing channel."""
+    harness.parts.store.add_subscription(Subscription("C0TEAM", "*"))
+    harness.slack.refuse_channel("C0TEAM", "not_in_channel")
+    harness.cycle()
+    harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    harness.sim.add_task(PROD, "BindEip", "EXECUTING")
+    harness.cycle()
+
+    texts = [m.text or "" for m in harness.slack.messages(ALERTS)]
+    assert len(texts) == 3
+    assert sum("can no longer post alerts to <#C0TEAM>" in t for t in texts) == 1
+    code, report = health_report(
+        harness.parts.store,
+        poll_interval=60,
+        started_at=datetime.now(UTC),
+        now=datetime.now(UTC),
+        version="t",
+    )
+    assert (code, report["deliveries_failing"]) == (200, 1)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.slack.channels import FAILING_KEY
 from bot.slack.render import task_label
 from handlers.commands.dcs_tasks import answer
 from state.base import CycleCommit, InstanceCursor, Subscription, TaskRecord
@@ -307,6 +308,60 @@ def test_subscribe_list_and_unsubscribe(stack: SlackStack) -> None:
     )
     assert [s.instance for s in stack.store.subscriptions(CHANNEL)] == ["*"]
     assert "had no subscription" in blocks_text(stack.command(f"unsubscribe {PROD_ID}"))
+
+
+def test_subscribe_posts_a_visible_confirmation_saying_who_and_what(stack: SlackStack) -> None:
+    """subscribe posts in the channel who subscribed it to what, and that every alert also
+    goes to the alert channel."""
+    stack.command("subscribe cache-prod status:FAILED")
+    (posted,) = stack.slack.messages(CHANNEL)
+    assert posted.text is not None
+    assert f"<@{USER}> subscribed this channel to DCS task alerts for cache-prod" in posted.text
+    assert "status FAILED" in posted.text
+    assert "Every alert also goes to <#C0ALERTS>" in json.dumps(posted.blocks)
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        ("not_in_channel", "Invite it first"),
+        ("channel_not_found", "Add the app to the channel"),
+        ("is_archived", "This channel is archived"),
+    ],
+)
+def test_subscribe_where_the_bot_cannot_post_is_refused_and_stores_nothing(
+    stack: SlackStack, error: str, fix: str
+) -> None:
+    """Not invited, unknown or archived: subscribe says how to fix it and stores nothing."""
+    stack.slack.refuse_channel(CHANNEL, error)
+    shown = blocks_text(stack.command("subscribe *"))
+    assert "Not subscribed." in shown
+    assert fix in shown
+    assert "Nothing was stored." in shown
+    assert stack.store.subscriptions() == []
+    assert stack.slack.messages(CHANNEL) == []
+
+
+def test_subscribe_in_a_direct_message_is_refused_and_stores_nothing(stack: SlackStack) -> None:
+    """A DM cannot take alerts: subscribe there is refused before anything is posted."""
+    shown = blocks_text(stack.command("subscribe *", channel="D0ALICE"))
+    assert "A direct message cannot receive alerts" in shown
+    assert stack.store.subscriptions() == []
+    assert stack.slack.calls_to("chat.postMessage") == []
+
+
+def test_status_names_the_channels_the_bot_cannot_post_to(stack: SlackStack) -> None:
+    """status lists each failing channel with Slack's error; unsubscribing it clears it."""
+    stack.store.add_subscription(Subscription(CHANNEL, "*"))
+    stack.store.set_meta(
+        FAILING_KEY, {CHANNEL: {"error": "is_archived", "since": "2024-05-01T12:00:00+00:00"}}
+    )
+    shown = blocks_text(stack.command("status"))
+    assert "Deliveries failing: the bot cannot post to 1 channel(s)" in shown
+    assert f"<#{CHANNEL}>: `is_archived` since 2024-05-01T12:00:00+00:00" in shown
+
+    stack.command("unsubscribe *")
+    assert "Deliveries failing" not in blocks_text(stack.command("status"))
 
 
 def test_subscribe_to_an_unwatched_instance_is_refused(stack: SlackStack) -> None:
