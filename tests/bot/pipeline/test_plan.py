@@ -36,13 +36,18 @@ def plan(
 
 
 def test_only_alerting_changes_are_routed_once_per_matching_channel() -> None:
-    """BASELINE and TOUCHED go nowhere; an alert goes to each matching subscriber once."""
+    """BASELINE and TOUCHED go nowhere; an alert goes to the alert channel and to each
+    matching subscriber once."""
     subs = [Subscription("C1", "*"), Subscription("C2", "cache-prod"), Subscription("C1", "i1")]
     changes = [change(Reason.BASELINE, "a"), change(Reason.TOUCHED, "b"), change(Reason.NEW, "c")]
 
     routed = route_changes(changes, alert_channel=ALERTS, subscriptions=subs)
 
-    assert [(r.channel, r.change.task.id) for r in routed] == [("C1", "c"), ("C2", "c")]
+    assert [(r.channel, r.change.task.id) for r in routed] == [
+        (ALERTS, "c"),
+        ("C1", "c"),
+        ("C2", "c"),
+    ]
 
 
 def test_digest_channels_are_those_with_more_new_tasks_than_the_threshold() -> None:
