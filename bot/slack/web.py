@@ -1,6 +1,7 @@
 """Production HTTP for ``serve``: waitress hosting ``POST /slack/events`` (Bolt) and ``/healthz``.
 
-Every Slack request passes Bolt's signature check first (bad or older than 5 minutes: 401).
+Every Slack request passes ``bot.slack.guard`` (malformed: 400/401, replayed: 401) and then
+Bolt's signature check (bad or older than 5 minutes: 401).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from slack_sdk import WebClient
 from waitress import wasyncore
 
 from bot.config import Settings
+from bot.slack.guard import guard_slack_events
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -91,7 +93,11 @@ def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
 
     Without a Bolt app (Socket Mode) only ``/healthz`` is served.
     """
-    slack = SlackRequestHandler(bolt_app, path=EVENTS_PATH) if bolt_app is not None else None
+    slack = (
+        guard_slack_events(SlackRequestHandler(bolt_app, path=EVENTS_PATH))
+        if bolt_app is not None
+        else None
+    )
 
     def wsgi_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
