@@ -36,6 +36,7 @@ from bot.dcs.errors import (
     DcsNotFoundError,
     DcsUnavailableError,
 )
+from bot.dcs.ids import checked_id
 from bot.dcs.models import Instance, Task
 
 logger = logging.getLogger("bot.dcs.client")
@@ -288,7 +289,8 @@ class DcsClient:
         def parse(body: Any) -> tuple[int, list[Task]]:
             return _parse_tasks(instance_id, body)
 
-        return self._get(f"/v2/{self._project_id}/instances/{instance_id}/tasks", params, parse)
+        path = f"/v2/{self._project_id}/instances/{checked_id(instance_id, 'instance ID')}/tasks"
+        return self._get(path, params, parse)
 
     def list_tasks(
         self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None

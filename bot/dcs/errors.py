@@ -5,7 +5,8 @@ DcsError
 │   ├── DcsAuthError       401/403: credentials wrong or not allowed
 │   └── DcsNotFoundError   404: unknown project or instance
 ├── DcsUnavailableError    429/5xx/timeouts/connection errors, after the retries ran out
-└── DcsBadResponseError    a body that is not the JSON the reference describes
+├── DcsBadResponseError    a body that is not the JSON the reference describes
+└── DcsInvalidIdError      an ID that may not go into a DCS URL (nothing was sent)
 """
 
 from __future__ import annotations
@@ -55,3 +56,8 @@ class DcsUnavailableError(DcsError):
 
 class DcsBadResponseError(DcsError):
     """DCS answered 200 with a body that is not the documented JSON (truncated, wrong shape)."""
+
+
+class DcsInvalidIdError(DcsError):
+    """An instance or task ID that is not a DCS ID (``../``, ``?``...): refused before any URL
+    is built, so nothing was sent."""

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.dcs.ids import is_dcs_id
+
 
 @dataclass(frozen=True, slots=True)
 class ButtonClick:
@@ -28,7 +30,8 @@ def _get(data: object, key: str) -> Any:
 
 
 def read_click(body: Mapping[str, Any]) -> ButtonClick | None:
-    """The click in a ``block_actions`` payload; None when it is not one of our buttons."""
+    """The click in a ``block_actions`` payload; None when it is not one of our buttons, or
+    its instance or task ID is not shaped like a DCS ID."""
     actions = body.get("actions")
     if not isinstance(actions, list) or not actions:
         return None
@@ -43,6 +46,8 @@ def read_click(body: Mapping[str, Any]) -> ButtonClick | None:
     )
     if not (instance_id and task_id and user_id and channel_id):
         return None
+    if not (is_dcs_id(instance_id) and is_dcs_id(task_id)):
+        return None  # forged: a value that is no DCS ID never reaches a URL
     message_ts = _text(_get(body.get("message"), "ts")) or _text(
         _get(body.get("container"), "message_ts")
     )

@@ -47,6 +47,26 @@ def test_the_container_supplies_channel_and_ts_when_needed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("instance_id", "task_id"),
+    [
+        ("../../v2/other-project/instances", "t-1"),
+        ("i-1/../../x", "t-1"),
+        ("i-1?offset=9", "t-1"),
+        ("i-1%2F..", "t-1"),
+        ("", "t-1"),
+        ("i 1", "t-1"),
+        ("i-1", "t/1"),
+        ("i-1", "x" * 65),
+        ("-i-1", "t-1"),
+    ],
+)
+def test_a_forged_id_is_not_a_click_of_ours(instance_id: str, task_id: str) -> None:
+    """A button value whose IDs are not DCS IDs is refused before it can reach a URL."""
+    value = json.dumps({"instance_id": instance_id, "task_id": task_id})
+    assert read_click(payload(actions=[{"value": value}])) is None
+
+
+@pytest.mark.parametrize(
     "changes",
     [
         {"actions": []},

@@ -102,3 +102,13 @@ def test_a_button_value_that_is_not_ours_is_answered(stack: SlackStack) -> None:
     """A malformed button value gets a short answer, not a crash."""
     reply = stack.reply(stack.click("task_refresh", "not json", message_ts="1.000100"))
     assert "not one the bot understands" in reply["text"]
+
+
+def test_a_forged_instance_id_never_reaches_dcs(stack: SlackStack) -> None:
+    """A signed click whose instance_id climbs out of the path is refused; DCS sees nothing."""
+    for action in ("task_refresh", "task_details"):
+        forged = value_of("../../../v2/other-project/instances/x", "t-1")
+        reply = stack.reply(stack.click(action, forged, message_ts="1.000100"))
+        assert "not one the bot understands" in reply["text"]
+    assert stack.sim.requests == []
+    assert stack.slack.calls_to("chat.update") == []
