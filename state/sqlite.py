@@ -58,6 +58,7 @@ from state.base import (
     TaskRecord,
     TaskReport,
 )
+from state.deadline import Probe
 from state.rows import (
     cursor_from,
     delivery_from,
@@ -234,6 +235,11 @@ def _check_foreign(path: Path) -> None:
             tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master")}
         finally:
             probe.close()
+    except sqlite3.OperationalError as exc:  # permissions, a read-only directory...
+        raise StateError(
+            f"state file {path} cannot be opened ({exc}); this user needs to read and write "
+            "the file and its directory (SQLite adds -wal and -shm files beside it)"
+        ) from None
     except sqlite3.Error as exc:
         raise StateError(
             f"state file {path} is not a readable SQLite database ({exc}); "
@@ -266,6 +272,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._claims: dict[int, datetime] = {}
         self._lock_fd: int | None = None
+        self._probe = Probe(f"state file {self.path}")
         if not self.path.parent.is_dir():
             raise StateError(f"state file {self.path}: directory {self.path.parent} does not exist")
         _check_foreign(self.path)
@@ -331,7 +338,10 @@ class SqliteStore:
             except (sqlite3.Error, RuntimeError, OSError, ValueError, TypeError) as exc:
                 if write:
                     self._discard_uncommitted()
-                raise StateError(f"state file {self.path}: {action} failed: {exc}") from exc
+                hint = ""
+                if "readonly" in str(exc):
+                    hint = " (this user cannot write the file or its directory)"
+                raise StateError(f"state file {self.path}: {action} failed: {exc}{hint}") from exc
 
     def _discard_uncommitted(self) -> None:
         """Close the connection without committing (sqlite rolls back), then reconnect."""
@@ -754,11 +764,13 @@ class SqliteStore:
             )
 
     def acquire_poller(self, owner: str) -> bool:
-        """Hold an exclusive ``flock`` on ``{path}.lock``; False when another holder has it."""
+        """Hold an exclusive ``flock`` on ``{real path}.lock``; False when another holder has
+        it. The real path (symlinks and ``..`` resolved) names the lock, so two pollers cannot
+        share one file through two paths to it."""
         with self._lock:
             if self._lock_fd is not None:
                 return True
-            lock_path = f"{self.path}.lock"
+            lock_path = f"{self.path.resolve()}.lock"
             try:
                 fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
@@ -780,6 +792,15 @@ class SqliteStore:
                 fd, self._lock_fd = self._lock_fd, None
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+    def ping(self, timeout: float = 1.0) -> None:
+        """Raise StateError unless the file answers a read within ``timeout`` seconds."""
+
+        def read() -> None:
+            with self._op("answering a ping"):
+                self._conn.conn.select_one("SELECT 1")
+
+        self._probe(read, timeout)
 
     def close(self) -> None:
         """Release the poller lock and the file; closing twice is fine."""
