@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.dcs.errors import DcsError
 from bot.slack.deliver import make_web_client
-from bot.wiring import dcs_client
+from bot.wiring import dcs_client, open_state
+from state.base import StateError
 
 AUTH_NAMES = {"aksk": "AK/SK signing", "iam": "IAM password token", "token": "DCS_AUTH_TOKEN"}
 
@@ -39,9 +43,43 @@ def run_checks(settings: Settings, out: Callable[[str], object]) -> int:
             report.fail(f"configuration: {problem}")
     else:
         report.ok("configuration")
+    _check_state(settings, report)
     _check_dcs(settings, report)
     _check_slack(settings, report)
     return 1 if report.failed else 0
+
+
+def _check_state(settings: Settings, report: _Report) -> None:
+    """Open the state store, read what a poll cycle reads, and write one meta value."""
+    path = settings.state_path
+    if settings.database_url is None and not path.exists():
+        # Not created by a check: only show that it can be.
+        try:
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as exc:
+            report.fail(f"state: STATE_PATH={path} cannot be created: {exc.strerror or exc}")
+            return
+        report.ok(f"state: STATE_PATH={path} will be created")
+        return
+    try:
+        store = open_state(settings)
+    except StateError as exc:
+        report.fail(f"state: {exc}")
+        return
+    try:
+        store.ping()
+        cursors = store.cursors()
+        store.open_tasks(list(cursors))
+        pending = store.count_pending()
+        store.set_meta("last_check_at", datetime.now(UTC).isoformat())
+    except StateError as exc:
+        report.fail(f"state: {exc}")
+        return
+    finally:
+        with contextlib.suppress(StateError):
+            store.close()
+    report.ok(f"state: {store!r} readable and writable; {pending} deliveries pending")
 
 
 def _check_dcs(settings: Settings, report: _Report) -> None:

@@ -189,6 +189,9 @@ def _poll(settings: Settings, *, once: bool, dry_run: bool) -> int:
             )
         if once:
             result = runner.tick()
+            if runner.last_failure is not None:
+                print(f"poll cycle failed: {runner.last_failure}", file=sys.stderr)
+                return EXIT_FAILED
             if result is None:
                 print("another process is the poller; nothing done", file=sys.stderr)
                 return EXIT_FAILED

@@ -22,6 +22,15 @@ class PollerLockedError(StateError):
     """Another poller already holds this state (SQLite file lock)."""
 
 
+class LeaseLostError(StateError):
+    """This store's poller lease was taken by another process: the write was refused.
+
+    The fencing token: ``acquire_poller`` records the lease's epoch, and ``commit_cycle`` and
+    ``pending_deliveries`` check it in their own transaction, so a poller that lost its lease
+    without noticing (a long pause, a network split) cannot write over its successor.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
     """What the bot remembers of one task.
@@ -332,6 +341,11 @@ class StateStore(Protocol):
 
     def release_poller(self, owner: str) -> None:
         """Give up being the poller (on shutdown)."""
+        ...
+
+    def ping(self, timeout: float = 1.0) -> None:
+        """Raise StateError unless the store answers a trivial read within ``timeout`` seconds
+        (for ``/readyz`` and ``check``); never waits longer, even when the database hangs."""
         ...
 
     def close(self) -> None:

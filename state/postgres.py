@@ -41,6 +41,7 @@ from state.base import (
     TaskRecord,
     TaskReport,
 )
+from state.deadline import Probe
 from state.rows import (
     cursor_from,
     delivery_from,
@@ -308,6 +309,7 @@ class PostgresStore:
         self._clock = clock
         self._claimer = uuid.uuid4().hex
         self._lease_owner: str | None = None
+        self._probe = Probe(f"PostgreSQL {self.url}")
         with self._errors("connecting"), psycopg.connect(**params) as conn:
             self._configure(conn)
             self._migrate(conn)
@@ -976,6 +978,16 @@ class PostgresStore:
         if fresh:
             cur.execute(_UPSERT_META, (marker, _jsonb(fresh[-1].id)))
         return len(fresh)
+
+    def ping(self, timeout: float = 1.0) -> None:
+        """Raise StateError unless PostgreSQL answers ``SELECT 1`` within ``timeout`` seconds,
+        even when it hangs (the probe runs on its own thread)."""
+
+        def select() -> None:
+            with self._errors("answering a ping"), self._pool.connection(timeout) as conn:
+                conn.execute("SELECT 1")
+
+        self._probe(select, timeout)
 
     def close(self) -> None:
         """Give up this object's lease and delivery claims, close the pool; twice is fine."""

@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.pipeline.poll import CycleResult, Poller
 from bot.slack.deliver import Deliverer
-from state.base import StateStore
+from state.base import LeaseLostError, StateError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class PollRunner:
         # Shared with the Deliverer: once set, it finishes the delivery in hand and returns.
         self._stopping = stopping or threading.Event()
         self._leader = False
+        #: Why the last tick's cycle or delivery failed (one line), None when it did not.
+        self.last_failure: str | None = None
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
 
@@ -67,27 +69,55 @@ class PollRunner:
         return leader
 
     def tick(self) -> CycleResult | None:
-        """One cycle and a delivery drain when this process is the poller; never raises."""
+        """One cycle and a delivery drain when this process is the poller; never raises.
+
+        None when another process is the poller, or when the cycle failed: then
+        ``last_failure`` says why (a state store that cannot be used is one log line; only
+        an unexpected error logs a traceback).
+        """
         with self._lock:
+            self.last_failure = None
             if not self.heartbeat():
                 log.debug("standing by: another process polls")
                 return None
             result: CycleResult | None = None
             try:
                 result = self._poller.run_cycle()
+            except LeaseLostError as exc:
+                self._lost(exc)
+                return None
+            except StateError as exc:
+                self.last_failure = f"state: {exc}"
+                log.error("poll cycle failed: %s", self.last_failure)
+                self._record_error(f"poll cycle: {self.last_failure}")
             except Exception as exc:
+                self.last_failure = f"{type(exc).__name__}: {exc}"
                 log.exception("poll cycle failed")
-                self._record_error(f"poll cycle: {type(exc).__name__}: {exc}")
+                self._record_error(f"poll cycle: {self.last_failure}")
             try:
                 self._deliverer.drain()
-            except Exception:
+            except LeaseLostError as exc:
+                self._lost(exc)
+            except StateError as exc:
+                log.error("delivery stopped: state: %s", exc)
+                self.last_failure = self.last_failure or f"delivery: state: {exc}"
+            except Exception as exc:
                 log.exception("delivery failed")
+                self.last_failure = self.last_failure or f"delivery: {type(exc).__name__}: {exc}"
             return result
+
+    def _lost(self, exc: LeaseLostError) -> None:
+        """Another process took the lease while this one worked: nothing was written."""
+        log.warning("no longer the poller: %s", exc)
+        self.last_failure = f"lost the poller lease: {exc}"
+        self._leader = False
 
     def _record_error(self, message: str) -> None:
         try:
             error = {"at": self._clock().isoformat(), "message": message[:500]}
             self._store.set_meta("last_error", error)
+        except StateError as exc:
+            log.warning("could not record the error: %s", exc)
         except Exception:
             log.exception("could not record the error")
 

@@ -4,6 +4,7 @@ check, and ``dcs-tasks-bot check`` as a subprocess."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,8 +12,10 @@ from bot.check import run_checks
 from bot.config import load_settings
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
+from state.sqlite import SqliteStore
 from tests.bot.test_cli import PROD_ID, assert_clean, free_port, run_bot
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, bot_env
+from tests.state_faults import state_with_a_damaged_row
 
 SECRETS = (DCS_TOKEN, SLACK_TOKEN, "signing-secret-0123456789")
 
@@ -47,6 +50,7 @@ def test_all_checks_pass_with_one_line_each(
     assert status == 0
     assert lines == [
         "ok    configuration",
+        f"ok    state: STATE_PATH={tmp_path / 's'} will be created",
         "ok    DCS credentials: DCS_AUTH_TOKEN",
         "ok    DCS reachable: 2 instances in project proj-1",
         "ok    watched instances: 2 (cache-prod, cache-stage)",
@@ -130,9 +134,70 @@ def test_check_command_prints_the_lines_and_sets_the_status(
     bad = run_bot("check", env=env | {"SLACK_BOT_TOKEN": "xoxb-wrong-0123456789"}, cwd=tmp_path)
 
     assert good.returncode == 0, good.stdout + good.stderr
-    assert len(good.stdout.splitlines()) == 6
+    assert len(good.stdout.splitlines()) == 7
     assert all(line.startswith("ok    ") for line in good.stdout.splitlines())
     assert bad.returncode == 1
     assert "FAIL  Slack auth.test: invalid_auth" in bad.stdout.splitlines()
     assert_clean(good, *SECRETS)
     assert_clean(bad, *SECRETS, "xoxb-wrong-0123456789")
+
+
+def state_line(lines: list[str]) -> str:
+    """The one line of the state check."""
+    [line] = [line for line in lines if line[6:].startswith("state:")]
+    return line
+
+
+def test_an_existing_state_is_read_and_written(
+    sim: DcsSimulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """An existing state file passes when it can be read and written."""
+    SqliteStore(tmp_path / "s").close()
+
+    status, lines = checks(sim, slack, tmp_path)
+
+    assert status == 0
+    assert state_line(lines).startswith("ok    state: SqliteStore(")
+    assert "readable and writable; 0 deliveries pending" in state_line(lines)
+
+
+def test_an_unreachable_database_url_fails_the_state_check(
+    sim: DcsSimulator, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """A DATABASE_URL where nothing listens is a FAIL line without the password; the other
+    checks still run."""
+    port = free_port()
+    url = f"postgresql://bot:Db-Passw0rd-0123456789@127.0.0.1:{port}/bot"
+
+    status, lines = checks(sim, slack, tmp_path, DATABASE_URL=url)
+
+    assert status == 1
+    line = state_line(lines)
+    assert line.startswith(f"FAIL  state: PostgreSQL postgresql://bot@127.0.0.1:{port}/bot")
+    assert "Db-Passw0rd" not in "\n".join(lines)
+    assert lines[-1] == f"ok    Slack channel {ALERTS}: the bot is a member and can post"
+
+
+@pytest.mark.parametrize(
+    ("make", "fail"),
+    [
+        (lambda p: p.write_bytes(b"not sqlite" * 500), "is not a readable SQLite database"),
+        (lambda p: state_with_a_damaged_row(p, "i-1"), "stored task t-damaged has no field"),
+        (lambda p: None, "cannot be created: No such file or directory"),
+    ],
+    ids=["garbage", "damaged-row", "missing-directory"],
+)
+def test_a_broken_state_fails_the_state_check(
+    sim: DcsSimulator, slack: FakeSlack, tmp_path: Path, make: Any, fail: str
+) -> None:
+    """A garbage file, a stored row that lost a field, a directory that does not exist: one
+    FAIL line each naming the problem, status 1, the other checks still run."""
+    path = tmp_path / ("nowhere/s" if "directory" in fail else "s")
+    make(path)
+
+    status, lines = checks(sim, slack, tmp_path, STATE_PATH=str(path))
+
+    assert status == 1
+    assert state_line(lines).startswith("FAIL  state: ")
+    assert fail in state_line(lines)
+    assert len([line for line in lines if line.startswith("FAIL")]) == 1

@@ -394,3 +394,13 @@ def test_a_delivery_waits_behind_a_waiting_delivery_to_its_channel(store: StateS
         ("update", "C1"),
         ("post", "C2"),
     ]
+
+
+def test_ping_answers_while_open_and_fails_once_closed(make_store: StoreFactory) -> None:
+    """ping() returns quietly while the store works, and is a StateError once it is closed."""
+    store = make_store()
+    store.ping()
+    store.ping(timeout=5)
+    store.close()
+    with pytest.raises(StateError):
+        store.ping()

@@ -177,3 +177,20 @@ def test_closed_store_raises_state_error(sqlite_factory: StoreFactory) -> None:
     with pytest.raises(StateError, match="closed"):  # a failed write did not reopen it
         store.get_meta("k")
     store.close()  # closing twice is fine
+
+
+def test_poller_lock_holds_through_a_symlink_to_the_file(tmp_path: Path) -> None:
+    """A second poller reaching the same file through a symlink is refused: the lock is named
+    by the file's real path."""
+    path = tmp_path / "state.sqlite"
+    first = SqliteStore(path)
+    assert first.acquire_poller("first") is True
+    (tmp_path / "link.sqlite").symlink_to(path)
+    second = SqliteStore(tmp_path / "link.sqlite")
+    try:
+        assert second.acquire_poller("second") is False
+        first.close()
+        assert second.acquire_poller("second") is True
+    finally:
+        second.close()
+        first.close()
