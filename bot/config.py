@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -41,6 +42,8 @@ EXAMPLES: dict[str, str] = {
     "DCS_LOOKBACK": "24h",
     "DCS_DIGEST_THRESHOLD": "10",
     "DCS_RETENTION": "30d",
+    "DCS_STUCK_AFTER": "30m",
+    "DCS_REPORT_SCHEDULE": "0 8 * * MON",
     "DCS_ALLOWED_CHANNELS": "C0123456789,C0987654321",
     "DCS_ALLOWED_USERS": "U0123456789,U0987654321",
     "DCS_ADMIN_USERS": "U0123456789",
@@ -110,6 +113,10 @@ class Settings(BaseModel):
     retention: timedelta = Field(
         default=timedelta(days=30), validation_alias=AliasChoices("DCS_RETENTION")
     )
+    stuck_after: timedelta = Field(
+        default=timedelta(minutes=30), validation_alias=AliasChoices("DCS_STUCK_AFTER")
+    )
+    report_schedule: str | None = _env("DCS_REPORT_SCHEDULE")
     allowed_channels: CsvList = Field(
         default=(), validation_alias=AliasChoices("DCS_ALLOWED_CHANNELS")
     )
@@ -142,10 +149,23 @@ class Settings(BaseModel):
         parts = _split(value)
         return () if parts == ("*",) else parts
 
-    @field_validator("lookback", "retention", mode="before")
+    @field_validator("lookback", "retention", "stuck_after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("report_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            CronTrigger.from_crontab(value.strip(), timezone=UTC)
+        except ValueError:
+            raise ValueError(
+                "must be a cron expression (minute hour day month weekday, UTC)"
+            ) from None
+        return value.strip()
 
     @field_validator("log_level", mode="before")
     @classmethod

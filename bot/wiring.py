@@ -157,6 +157,8 @@ def build(
             lookback=settings.lookback,
             digest_threshold=settings.digest_threshold,
             retention=settings.retention,
+            stuck_after=settings.stuck_after,
+            scope=settings.project_id or "",
         )
         parts = Components(settings, store, http, dcs, watched, poller)
         if with_slack and settings.slack_bot_token is not None:

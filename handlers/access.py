@@ -35,7 +35,7 @@ def query_refusal(settings: Settings, *, user_id: str, channel_id: str) -> str |
 
 
 def admin_refusal(settings: Settings, *, user_id: str) -> str | None:
-    """Why ``user_id`` may not change subscriptions, or None when they may."""
+    """Why ``user_id`` may not change subscriptions or mutes, or None when they may."""
     if settings.admin_users and user_id not in settings.admin_users:
-        return f"Only {_mentions(settings.admin_users)} may change subscriptions."
+        return f"Only {_mentions(settings.admin_users)} may change subscriptions and mutes."
     return None

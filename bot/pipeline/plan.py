@@ -4,7 +4,7 @@ that result (rendering). Three pure steps; ``plan_deliveries`` chains them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +12,8 @@ from bot.pipeline.changes import Change
 from bot.pipeline.detect import Reason
 from bot.pipeline.routing import route
 from bot.slack import render
-from state.base import NewDelivery, Subscription
+from bot.slack.summaries import usually
+from state.base import DurationStats, NewDelivery, Subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +46,16 @@ def digest_channels(routed: Sequence[Routed], *, threshold: int) -> dict[str, li
 
 
 def render_deliveries(
-    routed: Sequence[Routed], digests: dict[str, list[Change]], *, now: datetime
+    routed: Sequence[Routed],
+    digests: dict[str, list[Change]],
+    *,
+    now: datetime,
+    usual: Mapping[str, DurationStats] | None = None,
 ) -> list[NewDelivery]:
     """The outbox items: one digest per digest channel, then for each routed change a post
     (a new task, unless digested) or an edit of its message and a thread reply (a transition;
-    broadcast when it failed)."""
+    broadcast when it failed), naming the usual duration of a finished task's kind when
+    ``usual`` knows it."""
     deliveries: list[NewDelivery] = []
     for channel, changes in digests.items():
         message = render.digest([(c.task, c.instance.name) for c in changes], now=now)
@@ -57,11 +63,13 @@ def render_deliveries(
     for item in routed:
         if item.change.reason is Reason.NEW and item.channel in digests:
             continue
-        deliveries += _task_deliveries(item, now)
+        deliveries += _task_deliveries(item, now, usual or {})
     return deliveries
 
 
-def _task_deliveries(item: Routed, now: datetime) -> list[NewDelivery]:
+def _task_deliveries(
+    item: Routed, now: datetime, usual: Mapping[str, DurationStats]
+) -> list[NewDelivery]:
     """The outbox items of one change in one channel."""
     channel, change = item.channel, item.change
     task, name = change.task, change.instance.name
@@ -69,7 +77,8 @@ def _task_deliveries(item: Routed, now: datetime) -> list[NewDelivery]:
     if change.reason is Reason.NEW:
         return [NewDelivery("post", channel, alert.text, alert.blocks, task.instance_id, task.id)]
     assert change.previous is not None  # only a known task changes status
-    reply = render.transition_reply(task, change.previous.status, now=now)
+    note = usually(usual.get(task.name)) if task.is_final else ""
+    reply = render.transition_reply(task, change.previous.status, now=now, usual=note)
     return [
         NewDelivery("update", channel, alert.text, alert.blocks, task.instance_id, task.id),
         NewDelivery(

@@ -1,5 +1,7 @@
 """The poll cycle, as a pipeline of named steps: resolve the watched instances → fetch
-(``fetch``) → diff (``changes``) → plan the deliveries (``plan``) → commit. Delivery is a
+(``fetch``) → diff (``changes``) → plan the deliveries (``plan``: route, hold what a mute covers
+(``mutes``), digest, render with usual durations) → summaries of ended mutes and warnings about
+stuck tasks (``stuck``) → commit. Delivery is a
 separate stage (``bot.slack.deliver``) that drains what the commit enqueued.
 
 One failing instance never stops the others; nothing is written for an instance whose fetch
@@ -17,11 +19,25 @@ from typing import Any
 
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance
+from bot.pipeline import mutes as muting
 from bot.pipeline.changes import Change, diff, to_record
+from bot.pipeline.durations import finished_samples, finishing_names
 from bot.pipeline.fetch import Fetched, TaskSource, fetch
-from bot.pipeline.plan import plan_deliveries
+from bot.pipeline.plan import digest_channels, render_deliveries, route_changes
+from bot.pipeline.routing import route
+from bot.pipeline.stuck import Running, running_longer, stuck
 from bot.pipeline.watch import WatchedInstances
-from state.base import CycleCommit, InstanceCursor, NewDelivery, StateStore
+from bot.slack.summaries import stuck_warning
+from state.base import (
+    CycleCommit,
+    DurationStats,
+    InstanceCursor,
+    Mute,
+    MutedAlert,
+    NewDelivery,
+    StateStore,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +66,17 @@ class CycleResult:
     def alerts(self) -> int:
         """How many changes send something to Slack."""
         return sum(1 for c in self.changes if c.reason.alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """The plan step's result: what to send, what mutes held back, which mutes were
+    summarized and which tasks were warned about as stuck."""
+
+    deliveries: list[NewDelivery]
+    muted: list[MutedAlert] = field(default_factory=list)
+    summarized: list[int] = field(default_factory=list)
+    stuck: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +135,12 @@ class Poller:
         retention: timedelta = timedelta(days=30),
         max_in_flight: int = 32,
         prune_every: timedelta = timedelta(hours=1),
+        stuck_after: timedelta = timedelta(minutes=30),
+        scope: str = "",
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``scope`` names the project whose tasks' usual durations this poller learns;
+        ``stuck_after`` is DCS_STUCK_AFTER."""
         self._dcs = dcs
         self._store = store
         self._watched = watched
@@ -119,6 +150,8 @@ class Poller:
         self._retention = retention
         self._max_in_flight = max(1, max_in_flight)
         self._prune_every = prune_every
+        self._stuck_after = stuck_after
+        self._scope = scope
         self._clock = clock
         self._last_prune: datetime | None = None
 
@@ -139,11 +172,16 @@ class Poller:
             max_in_flight=self._max_in_flight,
         )
         diffed = diff_all(fetched, self._store.cursors(), now)
+        planned = self._plan(diffed.changes, fetched, instances, now)
         cycle = CycleCommit(
             tasks=[to_record(c, now) for c in diffed.changes],
             cursors=diffed.cursors,
-            deliveries=self._plan(diffed.changes, now),
+            deliveries=planned.deliveries,
             meta=cycle_meta(diffed.errors, instances, now),
+            muted=planned.muted,
+            mutes_summarized=planned.summarized,
+            durations=finished_samples(diffed.changes, self._scope, now),
+            stuck=planned.stuck,
         )
         if commit:
             self._store.commit_cycle(cycle)
@@ -161,15 +199,77 @@ class Poller:
         )
         return result
 
-    def _plan(self, changes: Sequence[Change], now: datetime) -> list[NewDelivery]:
-        """The deliveries the changes cause, routed by the current subscriptions."""
-        return plan_deliveries(
-            changes,
-            alert_channel=self._alert_channel,
-            subscriptions=self._store.subscriptions(),
-            digest_threshold=self._digest_threshold,
-            now=now,
+    def _plan(
+        self,
+        changes: Sequence[Change],
+        fetched: Sequence[Fetched],
+        instances: Sequence[Instance],
+        now: datetime,
+    ) -> Planned:
+        """The deliveries of the cycle: alerts routed by the current subscriptions, less those
+        an active mute holds back, with usual durations; then the summaries of mutes that
+        ended and the warnings about newly stuck tasks."""
+        subscriptions = self._store.subscriptions()
+        mutes = self._store.mutes()
+        running = running_longer(fetched, self._stuck_after, now)
+        wanted = finishing_names(changes) | {r.task.name for r in running}
+        usual = self._store.duration_stats(self._scope, wanted) if wanted else {}
+
+        names = {i.instance_id: i.name for i in instances}
+        over = muting.ended(mutes, now)
+        deliveries: list[NewDelivery] = []
+        for mute in over:  # first: what a mute held back comes before what follows it
+            held_back = self._store.muted_alerts(mute.id)
+            deliveries += muting.summary_deliveries(mute, held_back, names, now=now)
+
+        routed = route_changes(
+            changes, alert_channel=self._alert_channel, subscriptions=subscriptions
         )
+        routed, held = muting.hold_muted(routed, mutes, now)
+        digests = digest_channels(routed, threshold=self._digest_threshold)
+        deliveries += render_deliveries(routed, digests, now=now, usual=usual)
+        warned = self._stuck_deliveries(running, usual, subscriptions, mutes, now)
+        deliveries += warned.deliveries
+        return Planned(deliveries, held, [m.id for m in over], warned.stuck)
+
+    def _stuck_deliveries(
+        self,
+        running: Sequence[Running],
+        usual: dict[str, DurationStats],
+        subscriptions: Sequence[Subscription],
+        mutes: Sequence[Mute],
+        now: datetime,
+    ) -> Planned:
+        """One broadcast thread reply per channel for each task newly stuck and not muted."""
+        candidates = [
+            r
+            for r in stuck(running, usual, self._stuck_after)
+            if muting.muting(mutes, r.task, r.instance.name, now) is None
+        ]
+        if not candidates:
+            return Planned([])
+        marked = self._store.stuck_marked({(r.task.instance_id, r.task.id) for r in candidates})
+        deliveries: list[NewDelivery] = []
+        warned: list[tuple[str, str]] = []
+        for item in candidates:
+            task = item.task
+            if (task.instance_id, task.id) in marked:
+                continue
+            warned.append((task.instance_id, task.id))
+            message = stuck_warning(task.name, task.status, item.seconds, usual.get(task.name))
+            for channel in route(task, item.instance.name, self._alert_channel, subscriptions):
+                deliveries.append(
+                    NewDelivery(
+                        "reply",
+                        channel,
+                        message.text,
+                        message.blocks,
+                        task.instance_id,
+                        task.id,
+                        reply_broadcast=True,
+                    )
+                )
+        return Planned(deliveries, stuck=warned)
 
     def _instance_list_failed(
         self, exc: DcsError, now: datetime, started: float, *, commit: bool

@@ -153,12 +153,14 @@ def task_alert(task: Task, instance_name: str | None, *, now: datetime) -> Messa
     return Message(text=fit(f"{emoji} {label} {status} on {instance}", MAX_TEXT), blocks=blocks)
 
 
-def transition_reply(task: Task, old_status: str, *, now: datetime) -> Message:
-    """The thread reply recording a status change, e.g. ``EXECUTING → SUCCESS after 3m 4s``."""
+def transition_reply(task: Task, old_status: str, *, now: datetime, usual: str = "") -> Message:
+    """The thread reply recording a status change, e.g. ``EXECUTING → SUCCESS after 3m 4s``;
+    ``usual`` (plain text such as `` (usually 4m)``) follows the duration."""
     emoji = status_emoji(task.status)
     old, new = _status(old_status), _status(task.status)
     elapsed = _elapsed(task, now)
     after = f" after {format_duration(elapsed)}" if elapsed is not None else ""
+    after += usual
     label = esc(task_label(task.name))
     line = f"{emoji} *{label}*: {old} → *{new}*{after}"
     return Message(

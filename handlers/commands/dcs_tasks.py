@@ -19,17 +19,21 @@ from bot.slack import render
 from bot.slack.channels import clear_failing, failing_channels
 from bot.slack.outcome import classify
 from handlers.access import admin_refusal, query_refusal
-from handlers.commands import replies
+from handlers.commands import mute_replies, mutes, replies
 from handlers.commands.parse import (
     BotStatus,
     Command,
     Help,
     ListInstances,
+    ListMutes,
     ListSubscriptions,
     ListTasks,
+    MuteAlerts,
     ParseError,
+    Report,
     ShowTask,
     Subscribe,
+    Unmute,
     Unsubscribe,
     parse,
 )
@@ -119,6 +123,17 @@ def _run(
                     deps, command, user_id=user_id, channel_id=channel_id, slack=slack
                 )
             return _unsubscribe(deps, command, channel_id=channel_id)
+        case ListMutes():
+            return mutes.list_mutes(deps)
+        case Report():
+            return mutes.report(deps, command)
+        case MuteAlerts() | Unmute():
+            refusal = admin_refusal(deps.settings, user_id=user_id)
+            if refusal:
+                return replies.notice(refusal)
+            if isinstance(command, MuteAlerts):
+                return mutes.mute(deps, command, user_id=user_id, channel_id=channel_id)
+            return mutes.unmute(deps, command, user_id=user_id)
 
 
 def _names(deps: Deps) -> dict[str, str]:
@@ -159,7 +174,18 @@ def _instances(deps: Deps) -> render.Message:
         live, note = {}, f"Statuses as last resolved: {replies.dcs_problem(exc)}"
     instances = [live.get(i.instance_id, i) for i in watched]
     message = replies.instance_list(instances, deps.store.cursors(), now=deps.clock())
-    return replies.with_note(message, note) if note else message
+    message = replies.with_note(message, note) if note else message
+    return _with_mutes(deps, message)
+
+
+def _with_mutes(deps: Deps, message: render.Message) -> render.Message:
+    """``message`` with the mutes in force listed at its end."""
+    active = mutes.active_mutes(deps)
+    if not active:
+        return message
+    lines = mute_replies.mute_lines(active[:10], mutes.names_of(deps))
+    more = f"\n… and {len(active) - 10} more: `/dcs-tasks mutes`" if len(active) > 10 else ""
+    return replies.with_note(message, ":mute: Muted now:\n" + "\n".join(lines) + more)
 
 
 def _status(deps: Deps) -> render.Message:
@@ -170,9 +196,10 @@ def _status(deps: Deps) -> render.Message:
         now=deps.clock(),
         version=deps.version,
     )
-    return replies.bot_status(
+    status = replies.bot_status(
         code, report, started_at=deps.started_at, failing=failing_channels(deps.store)
     )
+    return _with_mutes(deps, status)
 
 
 def _subscribe(

@@ -16,6 +16,10 @@ DEFAULT_SINCE = timedelta(hours=24)
 MAX_SINCE = timedelta(days=366)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+DEFAULT_MUTE = timedelta(hours=1)
+MAX_MUTE = timedelta(days=7)
+DEFAULT_REPORT_SINCE = timedelta(days=7)
+MAX_REASON = 200
 
 USAGE: dict[str, str] = {
     "help": "/dcs-tasks help",
@@ -26,6 +30,10 @@ USAGE: dict[str, str] = {
     "subscribe": "/dcs-tasks subscribe INSTANCE|* [status:S,...] [name:N,...]",
     "unsubscribe": "/dcs-tasks unsubscribe INSTANCE|*",
     "subscriptions": "/dcs-tasks subscriptions",
+    "mute": "/dcs-tasks mute INSTANCE|* [name:N,...] [for:2h] [REASON...]",
+    "unmute": "/dcs-tasks unmute INSTANCE|*|MUTE_ID",
+    "mutes": "/dcs-tasks mutes",
+    "report": "/dcs-tasks report [INSTANCE] [since:7d]",
 }
 FULL_USAGE = "\n".join(USAGE.values())
 
@@ -88,6 +96,36 @@ class ListSubscriptions:
 
 
 @dataclass(frozen=True, slots=True)
+class MuteAlerts:
+    """``mute``: hold back alerts of an instance (or every one) for a while."""
+
+    instance: str
+    names: tuple[str, ...] = ()
+    duration: timedelta = DEFAULT_MUTE
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    """``unmute``: end the mutes of an instance, every mute (``*``) or one by its ID."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListMutes:
+    """``mutes``: the mutes in force."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """``report``: per task name, how many ran, succeeded, failed, and how long they took."""
+
+    instance: str | None = None
+    since: timedelta = DEFAULT_REPORT_SINCE
+
+
+@dataclass(frozen=True, slots=True)
 class ParseError:
     """What is wrong with the text (one line of Slack mrkdwn) and the usage that applies."""
 
@@ -104,6 +142,10 @@ Command = (
     | Subscribe
     | Unsubscribe
     | ListSubscriptions
+    | MuteAlerts
+    | Unmute
+    | ListMutes
+    | Report
 )
 _Parser = Callable[[list[str]], Command]
 
@@ -146,6 +188,7 @@ _EXAMPLES = {
     "name": "name:EXTEND",
     "since": "since:24h",
     "limit": "limit:50",
+    "for": "for:2h",
 }
 
 
@@ -210,6 +253,55 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     )
 
 
+def _mute_length(value: str) -> timedelta:
+    try:
+        length = parse_duration(value)
+    except (ValueError, OverflowError):
+        raise _Invalid(
+            f"for: must be a duration such as 30m, 2h or 1d (got {quote(value)})"
+        ) from None
+    if length > MAX_MUTE:
+        raise _Invalid(f"for: a mute lasts at most {MAX_MUTE.days}d (got {quote(value)})")
+    return length
+
+
+def _parse_mute(args: list[str]) -> MuteAlerts:
+    """``INSTANCE|* [name:N,...] [for:2h] [REASON...]``: name: and for: anywhere after the
+    instance; every other word (``ticket:42`` too) is the reason."""
+    if not args or args[0].partition(":")[0].lower() in ("name", "for"):
+        raise _Invalid("give the INSTANCE (or * for every instance) first")
+    options: dict[str, str] = {}
+    reason: list[str] = []
+    for token in args[1:]:
+        key, colon, value = token.partition(":")
+        key = key.lower()
+        if not colon or key not in ("name", "for"):
+            reason.append(token)
+            continue
+        if not value:
+            raise _Invalid(f"{key}: needs a value, e.g. {_EXAMPLES[key]}")
+        if key in options:
+            raise _Invalid(f"{key}: is given twice")
+        options[key] = value
+    text = " ".join(reason)
+    if len(text) > MAX_REASON:
+        raise _Invalid(f"the reason is too long ({len(text)} characters, at most {MAX_REASON})")
+    return MuteAlerts(
+        instance=args[0],
+        names=_csv(options.get("name", "")),
+        duration=_mute_length(options["for"]) if "for" in options else DEFAULT_MUTE,
+        reason=text,
+    )
+
+
+def _parse_report(args: list[str]) -> Report:
+    positional, options = _split_args(args, ("since",))
+    return Report(
+        instance=_at_most_one(positional, "INSTANCE"),
+        since=_since(options["since"]) if "since" in options else DEFAULT_REPORT_SINCE,
+    )
+
+
 def _no_args(make: Command) -> _Parser:
     def parse_no_args(args: list[str]) -> Command:
         if args:
@@ -219,7 +311,7 @@ def _no_args(make: Command) -> _Parser:
     return parse_no_args
 
 
-def _one_positional(make: type[ShowTask] | type[Unsubscribe], what: str) -> _Parser:
+def _one_positional(make: type[ShowTask] | type[Unsubscribe] | type[Unmute], what: str) -> _Parser:
     def parse_one(args: list[str]) -> Command:
         positional, _ = _split_args(args, ())
         return make(_exactly_one(positional, what))
@@ -236,6 +328,10 @@ _PARSERS = {
     "subscribe": _parse_subscribe,
     "unsubscribe": _one_positional(Unsubscribe, "INSTANCE (or *)"),
     "subscriptions": _no_args(ListSubscriptions()),
+    "mute": _parse_mute,
+    "unmute": _one_positional(Unmute, "INSTANCE, * or MUTE_ID"),
+    "mutes": _no_args(ListMutes()),
+    "report": _parse_report,
 }
 
 

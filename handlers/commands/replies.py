@@ -74,6 +74,9 @@ EXAMPLES = (
     ),
     ("/dcs-tasks unsubscribe *", "stop that again"),
     ("/dcs-tasks subscriptions", "what this channel receives"),
+    ("/dcs-tasks mute cache-prod for:2h resize", "hold back an instance's alerts for 2 hours"),
+    ("/dcs-tasks unmute *", "end every mute now (a summary follows)"),
+    ("/dcs-tasks report since:7d", "the week per task name: ran, failed, p50/p95"),
 )
 
 
@@ -81,10 +84,12 @@ def send_ephemeral(
     respond: Respond, message: Message, *, replace_original: bool | None = None
 ) -> None:
     """Answer through the ``response_url``, visible to the asking user only."""
+    # An announcement (mute, unmute) is for the whole channel.
+    visible = getattr(message, "in_channel", False)
     response = respond(
         text=message.text,
         blocks=message.blocks,
-        response_type="ephemeral",
+        response_type="in_channel" if visible else "ephemeral",
         replace_original=replace_original,
     )
     if response.status_code != 200:

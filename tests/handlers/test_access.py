@@ -44,7 +44,7 @@ def test_query_rules(env: dict[str, str], user: str, channel: str, refusal: str 
     [
         ("", "U1", None),
         ("U1,U2", "U2", None),
-        ("U1,U2", "U3", "Only <@U1>, <@U2> may change subscriptions."),
+        ("U1,U2", "U3", "Only <@U1>, <@U2> may change subscriptions and mutes."),
     ],
 )
 def test_admin_rule(admins: str, user: str, refusal: str | None) -> None:
@@ -58,4 +58,4 @@ def test_a_long_list_of_people_is_shortened() -> None:
     refusal = admin_refusal(load_settings({"DCS_ADMIN_USERS": users}), user_id="X")
     assert refusal is not None
     assert refusal.count("<@") == 10
-    assert "and 15 more may change subscriptions." in refusal
+    assert "and 15 more may change subscriptions and mutes." in refusal

@@ -14,11 +14,15 @@ from handlers.commands.parse import (
     BotStatus,
     Help,
     ListInstances,
+    ListMutes,
     ListSubscriptions,
     ListTasks,
+    MuteAlerts,
     ParseError,
+    Report,
     ShowTask,
     Subscribe,
+    Unmute,
     Unsubscribe,
     parse,
     quote,
@@ -140,7 +144,11 @@ def test_any_text_parses_to_a_command_or_a_one_line_error(text: str) -> None:
             | BotStatus
             | Subscribe
             | Unsubscribe
-            | ListSubscriptions,
+            | ListSubscriptions
+            | MuteAlerts
+            | Unmute
+            | ListMutes
+            | Report,
         )
 
 
