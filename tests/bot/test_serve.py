@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import AliasChoices
 
 from bot import __version__
-from bot.config import Settings, load_settings
-from bot.slack.web import EVENTS_PATH
+from bot.config import load_settings
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
 from tests.bot.test_cli import (
@@ -373,91 +370,3 @@ def test_serve_refuses_a_state_file_another_poller_holds(
     assert result.returncode == 1
     assert "another poller already uses STATE_PATH=" in result.stderr
     assert_clean(result, SIGNING_SECRET, SLACK_TOKEN, DCS_TOKEN)
-
-
-# --- the files that deploy serve: manifest.yml, app.json, Procfile, .python-version --------------
-
-ROOT = Path(__file__).resolve().parents[2]
-#: Set by Heroku itself (PORT by the router, DATABASE_URL by the Postgres add-on): declaring them
-#: in app.json would clash with the add-on's own config var.
-SET_BY_HEROKU = {"PORT", "DATABASE_URL"}
-SECRET_VARIABLES = {
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "DCS_SECRET_KEY",
-    "OS_PASSWORD",
-    "DCS_AUTH_TOKEN",
-}
-USAGE_HINT = (
-    "help | list [INSTANCE] [status:S] [since:24h] | show TASK_ID | instances | status | "
-    "subscribe INSTANCE"
-)
-
-
-def config_variables() -> set[str]:
-    """Every variable the settings read (each field's first name)."""
-    names = set()
-    for field in Settings.model_fields.values():
-        assert isinstance(field.validation_alias, AliasChoices)
-        names.add(str(field.validation_alias.choices[0]))
-    return names
-
-
-def test_manifest_declares_the_command_the_urls_and_only_the_needed_scopes() -> None:
-    """manifest.yml declares /dcs-tasks and interactivity on /slack/events, HTTP mode, and the
-    bot scopes commands and chat:write only."""
-    yaml = pytest.importorskip("yaml")
-    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
-
-    (command,) = manifest["features"]["slash_commands"]
-    interactivity = manifest["settings"]["interactivity"]
-    assert command["command"] == "/dcs-tasks"
-    assert command["usage_hint"] == USAGE_HINT
-    assert command["description"]
-    assert command["url"] == "https://YOUR-APP.herokuapp.com" + EVENTS_PATH
-    assert interactivity == {"is_enabled": True, "request_url": command["url"]}
-    assert manifest["settings"]["socket_mode_enabled"] is False
-    assert manifest["oauth_config"]["scopes"] == {"bot": ["commands", "chat:write"]}
-    assert manifest["features"]["bot_user"]["display_name"] == "dcs-tasks-bot"  # /invite @…
-    info = manifest["display_information"]
-    assert 0 < len(info["name"]) <= 35
-    assert 0 < len(info["description"]) <= 140
-
-
-def test_app_json_describes_every_config_variable() -> None:
-    """app.json describes each variable the bot reads (but the two Heroku sets), marks the ones
-    serve needs as required, gives INTERFACE.md's defaults, and pre-fills no secret."""
-    app = json.loads((ROOT / "app.json").read_text(encoding="utf-8"))
-    env: dict[str, dict[str, Any]] = app["env"]
-    needed = {
-        problem.split(":")[0]
-        for problem in load_settings({}).problems_for("serve")
-        if not problem.startswith("DCS credentials")
-    }
-
-    assert set(env) == config_variables() - SET_BY_HEROKU
-    assert all(entry["description"].strip() for entry in env.values())
-    assert all(isinstance(entry["required"], bool) for entry in env.values())
-    assert {name for name, entry in env.items() if entry["required"]} == needed
-    for name, entry in env.items():
-        if "value" in entry:
-            assert load_settings({name: entry["value"]}) == load_settings({}), name
-    assert not any("value" in env[name] for name in SECRET_VARIABLES)
-
-
-def test_app_json_runs_one_web_dyno_with_postgres() -> None:
-    """app.json asks for the Python buildpack, one always-on web dyno and Heroku Postgres (which
-    sets DATABASE_URL); the Procfile's web line is serve; .python-version fits pyproject."""
-    app = json.loads((ROOT / "app.json").read_text(encoding="utf-8"))
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    python = (ROOT / ".python-version").read_text(encoding="utf-8").strip()
-
-    assert app["name"] == "dcs-tasks-bot"
-    assert app["buildpacks"] == [{"url": "heroku/python"}]
-    assert app["formation"] == {"web": {"quantity": 1, "size": "basic"}}
-    assert [a["plan"].split(":")[0] for a in app["addons"]] == ["heroku-postgresql"]
-    assert (
-        "web: dcs-tasks-bot serve" in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
-    )
-    assert pyproject["project"]["requires-python"] == f">={python}"
