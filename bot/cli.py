@@ -10,11 +10,9 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ from bot.console import render_to_console
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Task
 from bot.dcs.query import TaskQuery, run_query
+from bot.lifecycle import Lifecycle, claim_poller
 from bot.logs import configure_logging
 from bot.wiring import build, dcs_client, open_state
 from state.base import PollerLockedError, StateError
@@ -160,34 +159,14 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     raise AssertionError(command)
 
 
-def _stop_on_signal(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT set ``stop``; installed before anything starts, so none is missed."""
-
-    def handler(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def _wait_for(stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        pass
-
-
 def _poll(settings: Settings, *, once: bool, dry_run: bool) -> int:
     if dry_run:
         return _dry_run(settings)
-    parts = build(settings)
-    try:
-        runner = parts.runner()
-        if not runner.heartbeat() and not settings.database_url:
-            raise PollerLockedError(
-                f"another poller already uses STATE_PATH={settings.state_path}; "
-                "run one poller per state file, or set DATABASE_URL to share PostgreSQL"
-            )
-        if once:
+    if once:
+        parts = build(settings)
+        try:
+            runner = parts.runner()
+            claim_poller(runner, shared=bool(settings.database_url), state_path=settings.state_path)
             result = runner.tick()
             if runner.last_failure is not None:
                 print(f"poll cycle failed: {runner.last_failure}", file=sys.stderr)
@@ -196,14 +175,28 @@ def _poll(settings: Settings, *, once: bool, dry_run: bool) -> int:
                 print("another process is the poller; nothing done", file=sys.stderr)
                 return EXIT_FAILED
             return EXIT_OK if result.ok else EXIT_FAILED
-        # The signal sets the event the deliverer watches: it finishes the delivery in hand.
-        _stop_on_signal(parts.stopping)
-        runner.start()
-        _wait_for(parts.stopping)
-        runner.stop()
-        return EXIT_OK
-    finally:
-        parts.close()
+        finally:
+            parts.close()
+    life = Lifecycle()
+    life.install_signals()
+
+    def start() -> Callable[[], None]:
+        parts = build(settings, stopping=life.stop)
+        try:
+            runner = parts.runner()
+            claim_poller(runner, shared=bool(settings.database_url), state_path=settings.state_path)
+            runner.start()
+        except BaseException:
+            parts.close()
+            raise
+
+        def stop() -> None:
+            runner.stop()
+            parts.close()
+
+        return stop
+
+    return life.run(start)
 
 
 def _dry_run(settings: Settings) -> int:
@@ -278,9 +271,11 @@ def _simulate(port: int) -> int:
     from bot.demo import DEMO_TOKEN, demo_simulator
 
     configure_logging("INFO")
-    stop = threading.Event()
-    _stop_on_signal(stop)
-    with ExitStack() as running:
+    life = Lifecycle()
+    life.install_signals()
+
+    def start() -> Callable[[], None]:
+        running = ExitStack()
         try:
             sim = running.enter_context(demo_simulator(port=port))
         except OSError as exc:
@@ -290,8 +285,9 @@ def _simulate(port: int) -> int:
             f"  DCS_ENDPOINT={sim.url} DCS_PROJECT_ID={sim.project_id} DCS_AUTH_TOKEN={DEMO_TOKEN}",
             flush=True,
         )
-        _wait_for(stop)
-    return EXIT_OK
+        return running.close
+
+    return life.run(start)
 
 
 def _migrate(settings: Settings, url: str) -> int:

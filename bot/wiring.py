@@ -129,12 +129,15 @@ def open_state(settings: Settings, *, state_path: Path | None = None) -> StateSt
 
 
 def dcs_client(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[httpx.Client, DcsClient]:
-    """The configured HTTP client and the DCS client on it."""
+    """The configured HTTP client and the DCS client on it (``stop`` ends its retrying)."""
     http = make_http_client(settings, transport=transport)
     assert settings.project_id is not None
-    return http, DcsClient(http, settings.project_id)
+    return http, DcsClient(http, settings.project_id, stop=stop)
 
 
 def build(
@@ -143,11 +146,16 @@ def build(
     with_slack: bool = True,
     store: StateStore | None = None,
     transport: httpx.BaseTransport | None = None,
+    stopping: threading.Event | None = None,
 ) -> Components:
-    """Build the components; ``with_slack=False`` for commands that never post."""
+    """Build the components; ``with_slack=False`` for commands that never post.
+
+    ``stopping``, once set, ends DCS retries and delivery waits (the process is stopping).
+    """
+    stopping = stopping if stopping is not None else threading.Event()
     store = store or open_state(settings)
     try:
-        http, dcs = dcs_client(settings, transport=transport)
+        http, dcs = dcs_client(settings, transport=transport, stop=stopping)
         watched = WatchedInstances(dcs, settings.instances)
         poller = Poller(
             dcs,
@@ -160,7 +168,7 @@ def build(
             stuck_after=settings.stuck_after,
             scope=settings.project_id or "",
         )
-        parts = Components(settings, store, http, dcs, watched, poller)
+        parts = Components(settings, store, http, dcs, watched, poller, stopping=stopping)
         if with_slack and settings.slack_bot_token is not None:
             parts.slack = make_web_client(
                 settings.slack_bot_token.get_secret_value(), settings.slack_api_url

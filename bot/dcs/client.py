@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,17 +147,22 @@ class DcsClient:
         project_id: str,
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
         page_size: int = MAX_PAGE_SIZE,
         monotonic: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
+        """``stop``, once set, ends retrying: a retry wait returns at once and no new attempt
+        starts (``DcsUnavailableError``), so a stopping process does not sit out the budget.
+        The default ``sleep`` waits on ``stop``."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}")
         self._http = http
         self._project_id = project_id
         self._retry = retry
-        self._sleep = sleep
+        self._stop = stop if stop is not None else threading.Event()
+        self._sleep: Callable[[float], object] = sleep if sleep is not None else self._stop.wait
         self._rng = rng or random.Random()
         self._page_size = page_size
         self._monotonic = monotonic
@@ -174,6 +180,8 @@ class DcsClient:
         started = self._monotonic()
         attempts = max(1, policy.attempts)
         for attempt in range(1, attempts + 1):
+            if self._stop.is_set():
+                raise DcsUnavailableError(f"DCS request to {path} not sent: stopping")
             retry_after: float | None = None
             bad_body = False
             status: int | None = None

@@ -1,4 +1,5 @@
-"""Production HTTP for ``serve``: waitress hosting ``POST /slack/events`` (Bolt) and ``/healthz``.
+"""Production HTTP for ``serve``: waitress hosting ``POST /slack/events`` (Bolt), ``/livez`` and
+``/readyz`` (= ``/healthz``).
 
 Every Slack request passes ``bot.slack.guard`` (malformed: 400/401, replayed: 401) and then
 Bolt's signature check (bad or older than 5 minutes: 401).
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+LIVE_PATH = "/livez"
+#: ``/healthz`` is the older name of ``/readyz``; both answer the same.
+READY_PATHS = ("/readyz", "/healthz")
 HEALTH_PATH = "/healthz"
 #: Slack payloads are a few KB; refuse anything far larger before it is read.
 MAX_BODY_BYTES = 1024 * 1024
@@ -89,9 +93,10 @@ def _respond(
 
 
 def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
-    """Route ``POST /slack/events`` to Bolt and ``GET /healthz`` to ``health``; 404 otherwise.
+    """Route ``POST /slack/events`` to Bolt and ``GET /readyz`` (= ``/healthz``) to ``health``;
+    ``GET /livez`` answers 200 touching nothing; 404 otherwise.
 
-    Without a Bolt app (Socket Mode) only ``/healthz`` is served.
+    Without a Bolt app (Socket Mode) ``/slack/events`` is not served.
     """
     slack = (
         guard_slack_events(SlackRequestHandler(bolt_app, path=EVENTS_PATH))
@@ -102,7 +107,9 @@ def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
     def wsgi_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
-        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+        if path == LIVE_PATH and method in ("GET", "HEAD"):
+            return _respond(start_response, "200 OK", b'{"status":"ok"}', "application/json")
+        if path in READY_PATHS and method in ("GET", "HEAD"):
             try:
                 code, report = health()
             except Exception:
@@ -116,6 +123,31 @@ def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
         return _respond(start_response, "404 Not Found", b"Not Found", "text/plain; charset=utf-8")
 
     return wsgi_app
+
+
+def _starting() -> tuple[int, dict[str, Any]]:
+    return 503, {"status": "starting"}
+
+
+class Site:
+    """The WSGI app of ``serve``, listening before anything slow starts: ``/livez`` answers at
+    once, ``/readyz`` says ``starting`` (503) and ``/slack/events`` gets 503 until ``ready``."""
+
+    def __init__(self) -> None:
+        self._app = make_wsgi_app(None, _starting)
+        self._ready = False
+
+    def ready(self, bolt_app: App | None, health: HealthCheck) -> None:
+        """Serve Slack (unless ``bolt_app`` is None: Socket Mode) and the real readiness."""
+        self._app = make_wsgi_app(bolt_app, health)
+        self._ready = True
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one request with the current routes."""
+        if not self._ready and environ.get("PATH_INFO") == EVENTS_PATH:
+            body = b"starting, try again shortly"
+            return _respond(start_response, "503 Service Unavailable", body, "text/plain")
+        return self._app(environ, start_response)
 
 
 class HttpServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -629,3 +630,38 @@ def test_page_size_is_bounded() -> None:
     """A page size outside 1..1000 is refused up front."""
     with httpx.Client() as http, pytest.raises(ValueError, match="page_size"):
         DcsClient(http, "p1", page_size=1001)
+
+
+# -- stopping --------------------------------------------------------------------------------
+
+
+def test_a_stop_ends_retrying_at_once(sim: DcsSimulator) -> None:
+    """Once ``stop`` is set, the retry wait returns and no further attempt is sent: a stopping
+    process does not sit out the retry budget."""
+    sim.inject("503", count=100)
+    stop = threading.Event()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        stop.set()  # SIGTERM arrives during the first retry wait
+
+    slow = RetryPolicy(attempts=10, base_delay=5.0, max_delay=5.0, total_budget=60.0)
+    with httpx.Client(base_url=sim.url, timeout=5.0) as http:
+        client = DcsClient(http, "p1", retry=slow, sleep=sleep, stop=stop)
+        with pytest.raises(DcsUnavailableError, match="stopping"):
+            client.list_instances()
+    assert len(waits) == 1
+    assert len(sim.requests) == 1
+
+
+def test_the_default_retry_wait_returns_when_stop_is_set(sim: DcsSimulator) -> None:
+    sim.inject("503", count=100)
+    stop = threading.Event()
+    slow = RetryPolicy(attempts=3, base_delay=60.0, max_delay=60.0, total_budget=600.0)
+    threading.Timer(0.2, stop.set).start()
+    with httpx.Client(base_url=sim.url, timeout=5.0) as http:
+        client = DcsClient(http, "p1", retry=slow, stop=stop)
+        with pytest.raises(DcsUnavailableError, match="stopping"):
+            client.list_instances()  # would wait 30..60 s without the stop
+    assert len(sim.requests) == 1
