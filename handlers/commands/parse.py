@@ -76,7 +76,7 @@ class BotStatus:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """``subscribe``: route matching alerts to the current channel."""
+    """``subscribe``: also route matching alerts to the current channel."""
 
     instance: str
     statuses: tuple[str, ...] = ()
