@@ -298,8 +298,8 @@ def _settings(sim: SimProcess, store: SqliteStore) -> Settings:
 
 def _poller(dcs: DcsClient, store: SqliteStore, settings: Settings, in_flight: int) -> Poller:
     # Resolved once and cached: every measured cycle is a steady-state one.
-    watched = WatchedInstances(dcs, (), refresh_every=1_000_000)
-    watched.get()
+    watched = WatchedInstances(dcs, (), max_age=timedelta(days=365))
+    watched.resolve()
     return Poller(
         dcs,
         store,

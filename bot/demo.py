@@ -164,7 +164,7 @@ def _summary(console: Console, slack: FakeSlack) -> None:
 
 def sim_instances(parts: Components) -> list[Instance]:
     """The watched instances as the bot resolves them."""
-    return parts.watched.get(refresh=True)
+    return parts.watched.resolve(force=True)
 
 
 class _Story:

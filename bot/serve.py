@@ -55,7 +55,7 @@ def _start(settings: Settings, parts: Components, site: Site, port: int) -> Call
         settings=settings,
         store=parts.store,
         dcs=parts.dcs,
-        watched=parts.watched.get,
+        watched=parts.watched.current,
         clock=lambda: datetime.now(UTC),
         version=__version__,
         started_at=parts.started_at,

@@ -8,7 +8,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -156,7 +156,10 @@ def build(
     store = store or open_state(settings)
     try:
         http, dcs = dcs_client(settings, transport=transport, stop=stopping)
-        watched = WatchedInstances(dcs, settings.instances)
+        # Resolved again every ten cycles: names stay current, new instances are picked up.
+        watched = WatchedInstances(
+            dcs, settings.instances, max_age=timedelta(seconds=10 * settings.poll_interval)
+        )
         poller = Poller(
             dcs,
             store,

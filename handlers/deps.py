@@ -34,7 +34,7 @@ class Deps:
     settings: Settings
     store: StateStore
     dcs: DcsClient
-    watched: Callable[[], list[Instance]]  # the watched instances (the wiring caches them)
+    watched: Callable[[], list[Instance]]  # the instances the poller last resolved
     clock: Callable[[], datetime]
     version: str
     started_at: datetime

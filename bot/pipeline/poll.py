@@ -160,7 +160,7 @@ class Poller:
         started = time.monotonic()
         now = self._clock()
         try:
-            instances = self._watched.get()
+            instances = self._watched.resolve()
         except DcsError as exc:
             return self._instance_list_failed(exc, now, started, commit=commit)
         fetched = fetch(
@@ -198,6 +198,14 @@ class Poller:
             result.seconds,
         )
         return result
+
+    def refresh_instances(self) -> None:
+        """Keep the watched list fresh without polling (a standby's tick), so the handlers of
+        a process that does not poll read current instances too; never raises for DCS."""
+        try:
+            self._watched.resolve()
+        except DcsError as exc:
+            log.warning("cannot list the watched instances: %s", exc)
 
     def _plan(
         self,

@@ -79,6 +79,7 @@ class PollRunner:
             self.last_failure = None
             if not self.heartbeat():
                 log.debug("standing by: another process polls")
+                self._poller.refresh_instances()
                 return None
             result: CycleResult | None = None
             try:

@@ -1,11 +1,17 @@
-"""The watched instances: DCS_INSTANCES resolved against the project's instance list, refreshed
-every few cycles so new instances of a ``*`` project are picked up and names stay current."""
+"""The watched instances: DCS_INSTANCES resolved against the project's instance list.
+
+The poll side owns the resolution and refreshes it by age (new instances of a ``*`` project are
+picked up, names stay current); the Slack handlers only read what it last resolved, so command
+traffic never decides when DCS is asked.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from bot.dcs.errors import DcsError
@@ -23,35 +29,45 @@ class InstanceSource(Protocol):
 
 
 class WatchedInstances:
-    """Caches the resolution; on a failed refresh keeps the last good list."""
+    """The last resolved list; on a failed refresh keeps the last good one."""
 
-    def __init__(self, dcs: InstanceSource, wanted: Sequence[str], *, refresh_every: int = 10):
+    def __init__(
+        self,
+        dcs: InstanceSource,
+        wanted: Sequence[str],
+        *,
+        max_age: timedelta = timedelta(minutes=10),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._dcs = dcs
         self._wanted = tuple(wanted)
-        self._refresh_every = max(1, refresh_every)
-        self._calls = 0
-        self._cached: list[Instance] | None = None
+        self._max_age = max_age.total_seconds()
+        self._clock = clock
+        self._resolved: tuple[Instance, ...] | None = None
+        self._resolved_at = 0.0
         self._lock = threading.Lock()
 
-    def get(self, *, refresh: bool = False) -> list[Instance]:
-        """The watched instances; resolves again every ``refresh_every`` calls.
-
-        Raises DcsError only when no list has ever been resolved.
-        """
+    def resolve(self, *, force: bool = False) -> list[Instance]:
+        """The poller's read: resolves again when ``max_age`` has passed since the last
+        resolution (or ``force``). A failed refresh keeps the last list; raises DcsError only
+        when no list has ever been resolved."""
         with self._lock:
-            due = self._cached is None or refresh or self._calls % self._refresh_every == 0
-            self._calls += 1
+            now = self._clock()
+            due = force or self._resolved is None or now - self._resolved_at >= self._max_age
             if due:
                 try:
-                    self._cached = self._dcs.resolve_instances(self._wanted)
+                    self._resolved = tuple(self._dcs.resolve_instances(self._wanted))
                 except DcsError as exc:
-                    if self._cached is None:
+                    if self._resolved is None:
                         raise
                     log.warning("could not refresh the instance list, keeping the last: %s", exc)
-            assert self._cached is not None
-            return list(self._cached)
+                # A failed refresh is tried again after max_age too, not on every cycle.
+                self._resolved_at = now
+            assert self._resolved is not None
+            return list(self._resolved)
 
-    def cached(self) -> list[Instance]:
-        """The last resolved list without asking DCS (empty before the first resolution)."""
-        with self._lock:
-            return list(self._cached or [])
+    def current(self) -> list[Instance]:
+        """The handlers' read: the list as last resolved, without asking DCS. Only a process
+        that never resolved (a command before the first cycle) resolves once here."""
+        resolved = self._resolved
+        return list(resolved) if resolved is not None else self.resolve()

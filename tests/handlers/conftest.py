@@ -64,7 +64,7 @@ class SlackStack:
             settings=self.settings,
             store=self.store,
             dcs=self.dcs,
-            watched=WatchedInstances(self.dcs, self.settings.instances).get,
+            watched=WatchedInstances(self.dcs, self.settings.instances).current,
             clock=lambda: datetime.now(UTC),
             version="9.9.9-test",
             started_at=self.started_at,

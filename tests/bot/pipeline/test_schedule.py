@@ -47,7 +47,8 @@ def test_a_tick_polls_and_delivers_when_it_holds_the_lease(harness: Harness) -> 
 
 
 def test_a_tick_stands_by_while_another_process_polls(harness: Harness) -> None:
-    """With the state file's poller lock held elsewhere, tick does nothing and asks DCS nothing."""
+    """With the state file's poller lock held elsewhere, tick polls no task; it only keeps the
+    watched list this process's handlers read."""
     other = SqliteStore(harness.state)
     assert other.acquire_poller("someone-else")
     try:
@@ -55,6 +56,9 @@ def test_a_tick_stands_by_while_another_process_polls(harness: Harness) -> None:
         assert runner.tick() is None
         assert not runner.is_leader
         assert task_requests(harness) == 0
+        assert sum(1 for r in harness.sim.requests if r.path.endswith("/instances")) == 1
+        assert [i.name for i in harness.parts.watched.current()] == ["cache-prod"]
+        assert sum(1 for r in harness.sim.requests if r.path.endswith("/instances")) == 1
     finally:
         other.close()
 
