@@ -13,10 +13,8 @@ from bot import __version__
 from bot.config import Settings
 from bot.lifecycle import Lifecycle, claim_poller
 from bot.pipeline.health import health_report
-from bot.slack.web import HttpServer, Site, build_bolt_app, start_socket_mode
-from bot.wiring import Components, build
-from handlers import register_listeners
-from handlers.deps import Deps
+from bot.slack.web import HttpServer, Site, start_socket_mode
+from bot.wiring import Components, build, slack_app
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +49,7 @@ def _start(settings: Settings, parts: Components, site: Site, port: int) -> Call
     assert parts.slack is not None
     runner = parts.runner()
     claim_poller(runner, shared=bool(settings.database_url), state_path=settings.state_path)
-    deps = Deps(
-        settings=settings,
-        store=parts.store,
-        dcs=parts.dcs,
-        watched=parts.watched.current,
-        clock=lambda: datetime.now(UTC),
-        version=__version__,
-        started_at=parts.started_at,
-    )
-    bolt = build_bolt_app(settings, parts.slack)
-    register_listeners(bolt, deps)
+    bolt = slack_app(parts)
 
     def health() -> tuple[int, dict[str, Any]]:
         return health_report(

@@ -1,27 +1,32 @@
 """The one place that wires everything: settings → store → DCS client → poll pipeline →
-delivery → scheduler (and, for ``serve``, the Bolt app)."""
+delivery → scheduler, and the Slack handlers' dependencies and Bolt app."""
 
 from __future__ import annotations
 
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
-from bot.dcs.client import DcsClient
+from bot.dcs.client import DEFAULT_RETRY, DcsClient, RetryPolicy
 from bot.pipeline.poll import Poller
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
 from bot.slack.deliver import Deliverer, make_web_client
+from bot.slack.web import build_bolt_app
+from handlers import register_listeners
+from handlers.deps import Deps
 from state import open_store
 from state.base import StateStore
 
@@ -133,11 +138,13 @@ def dcs_client(
     *,
     transport: httpx.BaseTransport | None = None,
     stop: threading.Event | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[httpx.Client, DcsClient]:
     """The configured HTTP client and the DCS client on it (``stop`` ends its retrying)."""
     http = make_http_client(settings, transport=transport)
     assert settings.project_id is not None
-    return http, DcsClient(http, settings.project_id, stop=stop)
+    return http, DcsClient(http, settings.project_id, retry=retry, sleep=sleep, stop=stop)
 
 
 def build(
@@ -147,6 +154,8 @@ def build(
     store: StateStore | None = None,
     transport: httpx.BaseTransport | None = None,
     stopping: threading.Event | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Components:
     """Build the components; ``with_slack=False`` for commands that never post.
 
@@ -155,7 +164,9 @@ def build(
     stopping = stopping if stopping is not None else threading.Event()
     store = store or open_state(settings)
     try:
-        http, dcs = dcs_client(settings, transport=transport, stop=stopping)
+        http, dcs = dcs_client(
+            settings, transport=transport, stop=stopping, retry=retry, sleep=sleep
+        )
         # Resolved again every ten cycles: names stay current, new instances are picked up.
         watched = WatchedInstances(
             dcs, settings.instances, max_age=timedelta(seconds=10 * settings.poll_interval)
@@ -194,3 +205,25 @@ def build(
     except BaseException:
         store.close()
         raise
+
+
+def handler_deps(parts: Components) -> Deps:
+    """What the Slack handlers are given: the store, the DCS client, and the watched instances
+    as the poller last resolved them."""
+    return Deps(
+        settings=parts.settings,
+        store=parts.store,
+        dcs=parts.dcs,
+        watched=parts.watched.current,
+        clock=lambda: datetime.now(UTC),
+        version=__version__,
+        started_at=parts.started_at,
+    )
+
+
+def slack_app(parts: Components, deps: Deps | None = None) -> App:
+    """The Bolt app (signatures verified) with every listener registered on ``deps``."""
+    assert parts.slack is not None
+    bolt = build_bolt_app(parts.settings, parts.slack)
+    register_listeners(bolt, deps or handler_deps(parts))
+    return bolt

@@ -1,12 +1,13 @@
-"""The Slack side on real HTTP: waitress hosting the real Bolt app and listeners, wired to the DCS
-simulator, the fake Slack Web API and a real SQLite store; requests signed as Slack signs them."""
+"""The Slack side on real HTTP: waitress hosting the Bolt app and listeners exactly as the
+production wiring builds them (``bot.wiring.slack_app``), against the DCS simulator, the fake Slack
+Web API and a real SQLite store; requests signed as Slack signs them."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,14 +18,12 @@ from slack_sdk import WebClient
 
 from bot.config import Settings, load_settings
 from bot.dcs.client import DcsClient, RetryPolicy
-from bot.pipeline.watch import WatchedInstances
-from bot.slack.web import HttpServer, build_bolt_app, make_wsgi_app
+from bot.slack.web import HttpServer, make_wsgi_app
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
-from bot.wiring import make_http_client
-from handlers import register_listeners
+from bot.wiring import Components, build, handler_deps, slack_app
 from handlers.deps import Deps
-from state.sqlite import SqliteStore
+from state.base import StateStore
 from tests.conftest import SLACK_TOKEN, bot_env
 from tests.slack_requests import command_body, post_signed
 
@@ -42,52 +41,54 @@ class SlackStack:
 
     def __init__(self, sim: DcsSimulator, slack: FakeSlack, state: Path) -> None:
         self.sim, self.slack = sim, slack
-        self.store = SqliteStore(state)
         self.state = state
-        self.http: httpx.Client | None = None
+        self.parts: Components | None = None
+        self.started_at: datetime | None = None
         self.server: HttpServer | None = None
         self.url = ""
-        self.started_at = datetime.now(UTC)
         self.client = httpx.Client(timeout=10)
         self.web = WebClient(token=SLACK_TOKEN, base_url=slack.url)
 
     def configure(self, **extra: str) -> None:
-        """(Re)start the server with the bot environment plus ``extra`` variables."""
+        """(Re)start the bot with its environment plus ``extra`` variables, built by the
+        production wiring; only DCS retries are made fast (and ``started_at`` can be set)."""
         self.stop_server()
         env = bot_env(self.sim, self.slack, self.state, **extra)
         self.settings: Settings = load_settings(env)
-        self.http = make_http_client(self.settings)
         retry = RetryPolicy(attempts=ATTEMPTS, base_delay=0.001, max_delay=0.002)
-        assert self.settings.project_id is not None
-        self.dcs = DcsClient(self.http, self.settings.project_id, retry=retry, sleep=lambda _: None)
-        self.deps = Deps(
-            settings=self.settings,
-            store=self.store,
-            dcs=self.dcs,
-            watched=WatchedInstances(self.dcs, self.settings.instances).current,
-            clock=lambda: datetime.now(UTC),
-            version="9.9.9-test",
-            started_at=self.started_at,
-        )
-        bolt = build_bolt_app(self.settings, WebClient(token=SLACK_TOKEN, base_url=self.slack.url))
-        register_listeners(bolt, self.deps)
+        self.parts = build(self.settings, retry=retry, sleep=lambda _: None)
+        if self.started_at is not None:
+            self.parts.started_at = self.started_at
+        self.deps: Deps = handler_deps(self.parts)
+        bolt = slack_app(self.parts, self.deps)
         self.server = HttpServer(make_wsgi_app(bolt, lambda: (200, {})), host="127.0.0.1", port=0)
         self.url = f"http://127.0.0.1:{self.server.start()}"
 
+    @property
+    def store(self) -> StateStore:
+        """The state store of the current configuration."""
+        assert self.parts is not None
+        return self.parts.store
+
+    @property
+    def dcs(self) -> DcsClient:
+        """The DCS client of the current configuration."""
+        assert self.parts is not None
+        return self.parts.dcs
+
     def stop_server(self) -> None:
-        """Stop the HTTP server and the DCS client of the current configuration."""
+        """Stop the HTTP server and release the current configuration's store and client."""
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if self.http is not None:
-            self.http.close()
-            self.http = None
+        if self.parts is not None:
+            self.parts.close()
+            self.parts = None
 
     def close(self) -> None:
         """Release everything."""
         self.stop_server()
         self.client.close()
-        self.store.close()
 
     # -- sending what Slack sends ------------------------------------------------------------
 

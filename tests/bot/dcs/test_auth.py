@@ -735,40 +735,6 @@ IAM_ENV = {
 TOKEN_ENV = {"DCS_AUTH_TOKEN": "ready-token-value"}
 
 
-@pytest.mark.parametrize(
-    ("env", "kind"),
-    [
-        ({**AKSK_ENV, **IAM_ENV, **TOKEN_ENV}, AkSkAuth),
-        ({"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"}, AkSkAuth),
-        ({**IAM_ENV, **TOKEN_ENV}, IamTokenAuth),
-        (TOKEN_ENV, TokenAuth),
-        ({"DCS_ACCESS_KEY": "AK-without-SK"}, type(None)),
-        ({}, type(None)),
-    ],
-)
-def test_dcs_auth_picks_by_precedence(env: dict[str, str], kind: type) -> None:
-    """AK/SK wins over the IAM password, which wins over a ready token; nothing set gives None."""
-    assert type(dcs_auth(load_settings({**BASE_ENV, **env}))) is kind
-
-
-@pytest.mark.parametrize(
-    ("env", "project_id", "project_name"),
-    [
-        ({}, "dcs-project", None),
-        ({"OS_PROJECT_ID": "os-project"}, "os-project", None),
-        ({"DCS_PROJECT_ID": "", "OS_PROJECT_ID": "os-project"}, "os-project", None),
-        ({"OS_PROJECT_NAME": "eu-de"}, None, "eu-de"),
-    ],
-)
-def test_dcs_auth_iam_scope(
-    env: dict[str, str], project_id: str | None, project_name: str | None
-) -> None:
-    """The IAM scope is OS_PROJECT_ID, else OS_PROJECT_NAME, else the DCS project."""
-    auth = dcs_auth(load_settings({**BASE_ENV, **IAM_ENV, **env}))
-    assert isinstance(auth, IamTokenAuth)
-    assert (auth.project_id, auth.project_name) == (project_id, project_name)
-
-
 def test_dcs_auth_fetches_tokens_with_the_factory_client(
     iam: tuple[LoopbackServer, IamState],
 ) -> None:
