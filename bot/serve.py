@@ -12,7 +12,7 @@ from typing import Any
 from bot import __version__
 from bot.config import Settings
 from bot.lifecycle import Lifecycle, claim_poller
-from bot.pipeline.health import health_report
+from bot.pipeline.health import ReadinessProbe, health_report, public_view
 from bot.slack.web import HttpServer, Site, start_socket_mode
 from bot.wiring import Components, build, slack_app
 
@@ -51,14 +51,18 @@ def _start(settings: Settings, parts: Components, site: Site, port: int) -> Call
     claim_poller(runner, shared=bool(settings.database_url), state_path=settings.state_path)
     bolt = slack_app(parts)
 
-    def health() -> tuple[int, dict[str, Any]]:
-        return health_report(
-            parts.store,
-            poll_interval=settings.poll_interval,
-            started_at=parts.started_at,
-            now=datetime.now(UTC),
-            version=__version__,
+    def check() -> tuple[int, dict[str, Any]]:
+        return public_view(
+            *health_report(
+                parts.store,
+                poll_interval=settings.poll_interval,
+                started_at=parts.started_at,
+                now=datetime.now(UTC),
+                version=__version__,
+            )
         )
+
+    health = ReadinessProbe(check)
 
     stop_socket = None
     if settings.slack_app_token is not None:

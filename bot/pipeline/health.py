@@ -1,8 +1,12 @@
-"""The bot's health, from what the poller records: the facts behind ``/healthz`` and ``status``."""
+"""The bot's health, from what the poller records: the facts behind ``/readyz`` (= ``/healthz``)
+and ``status``; ``/readyz`` shows them without error text and answers in time whatever the
+store does."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,3 +73,77 @@ def health_report(
         return 200, body
     body["status"] = "late"
     return 503, body
+
+
+#: What ``/readyz`` shows anyone: facts and counts, never error text, IDs or names.
+PUBLIC_FIELDS = (
+    "status",
+    "last_success_at",
+    "last_cycle_failed",
+    "pending_deliveries",
+    "deliveries_failing",
+    "version",
+    "poll_interval",
+)
+
+Verdict = tuple[int, dict[str, Any]]
+
+
+def public_view(code: int, report: dict[str, Any]) -> Verdict:
+    """``health_report``'s answer for a public endpoint: the last error becomes whether the
+    last cycle failed (its text may name projects and instances: that is for ``status``)."""
+    body = {key: report.get(key) for key in PUBLIC_FIELDS}
+    error = report.get("last_error")
+    error_at = _parse_iso(error.get("at")) if isinstance(error, dict) else None
+    success_at = _parse_iso(report.get("last_success_at"))
+    body["last_cycle_failed"] = error_at is not None and (
+        success_at is None or error_at >= success_at
+    )
+    return code, body
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.verdict: Verdict | None = None
+
+
+class ReadinessProbe:
+    """Runs ``check`` in a worker thread and answers within ``timeout`` seconds.
+
+    When the check has not answered in time (a database that hangs), the answer is 503
+    ``state_unavailable`` with the last facts known (``stale: true``). At most one check runs at
+    a time: requests meanwhile wait for the same one, so a hanging store never piles up threads.
+    """
+
+    def __init__(self, check: Callable[[], Verdict], *, timeout: float = 0.4) -> None:
+        self._check = check
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._run: _Run | None = None
+        self._last: dict[str, Any] = {}
+
+    def __call__(self) -> Verdict:
+        """The verdict of a check, fresh if it came in time, else the stale one."""
+        with self._lock:
+            run = self._run
+            if run is None or run.done.is_set():
+                run = self._run = _Run()
+                threading.Thread(target=self._work, args=(run,), name="readyz", daemon=True).start()
+        if run.done.wait(self._timeout) and run.verdict is not None:
+            return run.verdict
+        logger.warning("readiness: the state store did not answer within %.1f s", self._timeout)
+        body = dict(self._last)
+        body.update(status="state_unavailable", stale=True)
+        return 503, body
+
+    def _work(self, run: _Run) -> None:
+        try:
+            code, body = self._check()
+        except Exception:
+            logger.exception("readiness check failed")
+            code, body = 503, {"status": "error"}
+        run.verdict = (code, body)
+        with self._lock:
+            self._last = body
+        run.done.set()

@@ -276,3 +276,44 @@ def test_serve_binds_its_port_and_stops_while_postgres_hangs_at_start(
     assert ready.status_code == 503
     assert ready.json()["status"] == "starting"
     stop_time(process)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fault", ["down", "stall"])
+def test_readyz_answers_within_1s_while_postgres_is_down_or_hanging(
+    fault: str,
+    pg_behind_proxy: tuple[FaultProxy, str],
+    sim_with_prod: DcsSimulator,
+    slack: FakeSlack,
+    tmp_path: Path,
+    start: Callable[..., Running],
+) -> None:
+    """Platforms' readiness checks time out after a second or two: /readyz says 503 in time,
+    with the last facts it knew; /livez stays 200 (a database outage must not restart the bot)."""
+    proxy, database_url = pg_behind_proxy
+    port = free_port()
+    env = bot_env(
+        sim_with_prod, slack, tmp_path / "unused.sqlite", PORT=str(port), DATABASE_URL=database_url
+    )
+    process = start("serve", env=env)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, "/readyz 200")
+    getattr(proxy, fault)()
+    timings = []
+    for _ in range(5):
+        began = time.monotonic()
+        response = httpx.get(f"{url}/readyz", timeout=5)
+        timings.append(time.monotonic() - began)
+        assert response.status_code == 503
+        assert response.json()["status"] == "state_unavailable"
+        assert livez(url) == 200
+    print(f"/readyz with PostgreSQL {fault}: " + ", ".join(f"{t:.3f} s" for t in timings))
+    assert max(timings) < 1.0
+    stop_time(process)

@@ -146,10 +146,35 @@ def test_healthz_reports_the_last_successful_cycle(served: Served) -> None:
     assert body["status"] == "ok"
     last = datetime.fromisoformat(body["last_success_at"])
     assert datetime.now(UTC) - last < timedelta(minutes=5)
-    assert body["last_error"] is None
+    assert body["last_cycle_failed"] is False
     assert body["pending_deliveries"] == 0
+    assert body["deliveries_failing"] == 0
     assert body["version"] == __version__
     assert body["poll_interval"] == int(INTERVAL)
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/livez"])
+def test_readyz_is_healthz_and_livez_answers(served: Served, path: str) -> None:
+    response = served.http.get(served.url + path)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    if path == "/readyz":
+        assert response.json().keys() == healthz(served.url)[1].keys()
+
+
+def test_readyz_shows_a_failed_cycle_without_its_text_or_any_id(served: Served) -> None:
+    """A failing instance: the public body says the last cycle failed, and names nothing."""
+    served.sim.inject("500", count=1000, path_contains=STAGE_ID)
+    try:
+        body = wait_until(
+            lambda: (b := healthz(served.url)[1])["last_cycle_failed"] and b, "a failed cycle"
+        )
+    finally:
+        served.sim.clear_faults()
+    shown = json.dumps(body)
+    for private in (STAGE_ID, PROD_ID, "cache-stage", served.sim.project_id, "DCS"):
+        assert private not in shown
 
 
 def test_the_poller_inside_serve_alerts_a_new_task(served: Served) -> None:

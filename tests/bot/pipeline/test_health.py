@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.pipeline.health import health_report
+from bot.pipeline.health import PUBLIC_FIELDS, ReadinessProbe, health_report, public_view
 from bot.slack.channels import FAILING_KEY
 from state.base import CycleCommit, NewDelivery
 from state.sqlite import SqliteStore
@@ -111,3 +112,77 @@ def test_an_unreadable_store_is_unhealthy(tmp_path: Path) -> None:
     store.close()
     code, body = health_report(store, poll_interval=INTERVAL, started_at=NOW, now=NOW, version="1")
     assert (code, body["status"]) == (503, "state_unavailable")
+
+
+# --- the public view and the readiness probe ------------------------------------------------------
+
+SECRET_ERROR = "poll cycle: DcsUnavailableError: HTTP 503 on /v2/proj-1/instances/11111111/tasks"
+
+
+@pytest.mark.parametrize(
+    ("error_at", "success_at", "failed"),
+    [
+        (None, ago(10), False),
+        (ago(5), ago(10), True),
+        (ago(10), ago(5), False),
+        (ago(5), None, True),
+    ],
+)
+def test_public_view_says_whether_the_last_cycle_failed_never_why(
+    error_at: datetime | None, success_at: datetime | None, failed: bool
+) -> None:
+    report = {
+        "status": "ok",
+        "last_success_at": success_at.isoformat() if success_at else None,
+        "last_error": {"at": error_at.isoformat(), "message": SECRET_ERROR} if error_at else None,
+        "pending_deliveries": 2,
+        "deliveries_failing": 1,
+        "version": "1.2.3",
+        "poll_interval": 60,
+    }
+
+    code, body = public_view(200, report)
+
+    assert code == 200
+    assert body["last_cycle_failed"] is failed
+    assert set(body) == set(PUBLIC_FIELDS)
+    assert "proj-1" not in str(body)
+    assert "503" not in str(body)
+
+
+def test_probe_answers_fresh_when_the_check_is_quick() -> None:
+    probe = ReadinessProbe(lambda: (200, {"status": "ok"}), timeout=5)
+
+    assert probe() == (200, {"status": "ok"})
+
+
+def test_probe_answers_stale_503_when_the_check_hangs_and_runs_one_check_at_a_time() -> None:
+    release = threading.Event()
+    calls: list[int] = []
+
+    def check() -> tuple[int, dict[str, Any]]:
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(30)  # the database stopped answering
+        return 200, {"status": "ok", "pending_deliveries": 3}
+
+    probe = ReadinessProbe(check, timeout=0.2)
+    try:
+        assert probe() == (200, {"status": "ok", "pending_deliveries": 3})
+        for _ in range(3):
+            code, body = probe()
+            assert code == 503
+            assert body == {"status": "state_unavailable", "stale": True, "pending_deliveries": 3}
+        assert len(calls) == 2
+    finally:
+        release.set()
+
+
+def test_probe_turns_an_unexpected_error_into_503() -> None:
+    def check() -> tuple[int, dict[str, Any]]:
+        raise RuntimeError("boom at /v2/proj-1")
+
+    code, body = ReadinessProbe(check, timeout=5)()
+
+    assert code == 503
+    assert body == {"status": "error"}
