@@ -18,9 +18,10 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from waitress import wasyncore
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.slack.guard import guard_slack_events
 
 if TYPE_CHECKING:
@@ -72,13 +73,40 @@ def build_bolt_app(settings: Settings, client: WebClient) -> App:
     return app
 
 
+#: ``apps.connections.open`` errors that mean the app token itself is wrong: a configuration
+#: problem (exit 2), not a crash to restart.
+_BAD_APP_TOKEN = {
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "not_allowed_token_type",
+    "missing_scope",
+}
+
+
 def start_socket_mode(app: App, app_token: str) -> Callable[[], None]:
     """Connect ``app`` to Slack over Socket Mode in background threads; returns ``stop``.
 
-    Untested here (Slack cannot be reached from the test machine).
+    slack-sdk's own client reconnects when Slack asks (``disconnect``) or the connection drops.
+    A token Slack refuses raises ``ConfigError`` naming SLACK_APP_TOKEN; another refusal
+    ``ConnectionError`` (the command line prints either as one line).
     """
     handler = SocketModeHandler(app, app_token)
-    handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "unknown_error")
+        if error in _BAD_APP_TOKEN:
+            raise ConfigError(
+                [
+                    f"SLACK_APP_TOKEN: Slack refused it ({error}); use the app-level token "
+                    "(xapp-…) with the connections:write scope, from the app's Basic "
+                    "Information page, e.g. SLACK_APP_TOKEN=xapp-1-A0123-4567-abcdef"
+                ]
+            ) from None
+        raise ConnectionError(f"Slack refused a Socket Mode connection ({error})") from None
     return handler.close
 
 

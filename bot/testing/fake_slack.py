@@ -129,9 +129,14 @@ class FakeSlack:
         clock: Callable[[], float] = time.monotonic,
         rate_limit: RateLimit | None = None,
         known_channels: set[str] | None = None,
+        app_token: str | None = None,
     ) -> None:
-        """``known_channels``: other channels answer ``channel_not_found`` (None: all exist)."""
+        """``known_channels``: other channels answer ``channel_not_found`` (None: all exist).
+        ``app_token``: the app-level token ``apps.connections.open`` accepts; it answers with
+        :attr:`socket_mode_url` (a ``ws://`` URL of a test's Socket Mode server)."""
         self._token = token
+        self._app_token = app_token
+        self.socket_mode_url: str | None = None
         self._clock = clock
         self._rate_limit = rate_limit
         self._known_channels = None if known_channels is None else set(known_channels)
@@ -285,6 +290,8 @@ class FakeSlack:
                 return self._fault_answer(faults.popleft())
             if not token:
                 return _Answer(body={"ok": False, "error": "not_authed"})
+            if method == "apps.connections.open":
+                return self._connections_open(token)
             if token != self._token:
                 return _Answer(body={"ok": False, "error": "invalid_auth"})
             handler = _METHODS.get(method)
@@ -310,6 +317,13 @@ class FakeSlack:
                             {"Retry-After": str(wait)},
                         )
             return handler(self, params)
+
+    def _connections_open(self, token: str) -> _Answer:
+        if self._app_token is None or token != self._app_token:
+            return _Answer(body={"ok": False, "error": "invalid_auth"})
+        if not self.socket_mode_url:
+            return _Answer(body={"ok": False, "error": "internal_error"})
+        return _Answer(body={"ok": True, "url": self.socket_mode_url})
 
     @staticmethod
     def _fault_answer(fault: _Fault) -> _Answer:
