@@ -90,23 +90,33 @@ def _check_dcs(settings: Settings, report: _Report) -> None:
         )
         return
     report.ok(f"DCS credentials: {AUTH_NAMES[mode]}")
-    if not (settings.dcs_endpoint and settings.project_id):
-        report.skip("DCS reachable: DCS_ENDPOINT and DCS_PROJECT_ID are needed")
+    if not settings.projects:
+        report.skip("DCS reachable: DCS_ENDPOINT and DCS_PROJECT_ID (or DCS_PROJECTS) are needed")
         return
     http, dcs = dcs_client(settings)
     with http:
         try:
             instances = dcs.list_instances()
-        except DcsError as exc:
-            report.fail(f"DCS reachable: {exc}")
+        except DcsError:
+            instances = []
+        failures = dcs.failures
+        several = len(dcs.projects) > 1
+        for project in dcs.projects:
+            label = dcs.label(project)
+            where = f"project {project.project_id}" + (f" ({label})" if several else "")
+            if label in failures:
+                report.fail(f"DCS reachable: {where + ': ' if several else ''}{failures[label]}")
+                continue
+            count = sum(1 for i in instances if i.project_id in (None, project.project_id))
+            report.ok(f"DCS reachable: {count} instances in {where}")
+        if failures:
             return
-        report.ok(f"DCS reachable: {len(instances)} instances in project {settings.project_id}")
         try:
             watched = dcs.resolve_instances(settings.instances)
         except DcsError as exc:
             report.fail(f"DCS_INSTANCES: {exc}")
             return
-        names = ", ".join(i.name for i in watched[:10]) + (" ..." if len(watched) > 10 else "")
+        names = ", ".join(i.label for i in watched[:10]) + (" ..." if len(watched) > 10 else "")
         report.ok(f"watched instances: {len(watched)} ({names or 'none'})")
 
 

@@ -19,9 +19,12 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from bot.dcs.projects import REGION_PLACEHOLDER, Project, parse_projects
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -37,6 +40,7 @@ EXAMPLES: dict[str, str] = {
     "DCS_ALERT_CHANNEL": "C0123456789",
     "DCS_ENDPOINT": "https://dcs.eu-de.otc.t-systems.com",
     "DCS_PROJECT_ID": "0123456789abcdef0123456789abcdef",
+    "DCS_PROJECTS": "eu-de:0123456789abcdef0123456789abcdef,eu-nl:fedcba9876543210fedcba9876543210",
     "DCS_INSTANCES": "cache-prod,5560df16-cebf-4473-95c4-d1b573c16e79",
     "DCS_POLL_INTERVAL": "60",
     "DCS_LOOKBACK": "24h",
@@ -100,6 +104,9 @@ class Settings(BaseModel):
 
     dcs_endpoint: str | None = _env("DCS_ENDPOINT")
     project_id: str | None = _env("DCS_PROJECT_ID")
+    dcs_projects: Annotated[tuple[Project, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("DCS_PROJECTS")
+    )
     instances: CsvList = Field(default=(), validation_alias=AliasChoices("DCS_INSTANCES"))
     poll_interval: int = Field(
         default=60, ge=1, le=86400, validation_alias=AliasChoices("DCS_POLL_INTERVAL")
@@ -182,6 +189,13 @@ class Settings(BaseModel):
             raise ValueError("must be an http(s) URL")
         return value
 
+    @field_validator("dcs_projects", mode="before")
+    @classmethod
+    def _projects(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return parse_projects(value, info.data.get("dcs_endpoint")) if value.strip() else ()
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -210,6 +224,15 @@ class Settings(BaseModel):
         return None
 
     @property
+    def projects(self) -> tuple[Project, ...]:
+        """The watched projects: DCS_PROJECTS, else DCS_ENDPOINT with DCS_PROJECT_ID."""
+        if self.dcs_projects:
+            return self.dcs_projects
+        if self.dcs_endpoint and self.project_id and REGION_PLACEHOLDER not in self.dcs_endpoint:
+            return (Project(self.project_id, self.dcs_endpoint.rstrip("/")),)
+        return ()
+
+    @property
     def socket_mode(self) -> bool:
         """True when ``serve`` should use Socket Mode (SLACK_APP_TOKEN set)."""
         return self.slack_app_token is not None
@@ -217,7 +240,7 @@ class Settings(BaseModel):
     def problems_for(self, command: Command) -> list[str]:
         """What is missing for ``command``: one line per problem, empty when it can run."""
         needs: list[str] = []
-        if command in ("serve", "poll", "tasks", "check", "poll-dry-run"):
+        if command in ("serve", "poll", "tasks", "check", "poll-dry-run") and not self.dcs_projects:
             needs += ["DCS_ENDPOINT", "DCS_PROJECT_ID"]
         if command in ("serve", "poll", "check"):
             needs += ["SLACK_BOT_TOKEN", "DCS_ALERT_CHANNEL"]
@@ -235,12 +258,26 @@ class Settings(BaseModel):
             for name in needs
             if not present[name]
         ]
+        endpoint = self.dcs_endpoint or ""
+        if not self.dcs_projects and REGION_PLACEHOLDER in endpoint:
+            problems.append(
+                "DCS_PROJECTS: DCS_ENDPOINT holds {region}, so name the projects, e.g. "
+                f"DCS_PROJECTS={EXAMPLES['DCS_PROJECTS']}"
+            )
+        auth_url = self.os_auth_url or ""
+        if self.dcs_auth_mode == "iam" and REGION_PLACEHOLDER in auth_url:
+            for project in self.projects:
+                if project.region is None:
+                    problems.append(
+                        f"OS_AUTH_URL: holds {{region}}, but the project {project.project_id} "
+                        f"at {project.endpoint} has no region; use REGION:PROJECT_ID"
+                    )
         if command != "check" and needs and self.dcs_auth_mode is None:
             problems.append(
                 "DCS credentials: none are set; set DCS_ACCESS_KEY and DCS_SECRET_KEY "
                 "(or OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_USER_DOMAIN_NAME, or DCS_AUTH_TOKEN)"
             )
-        scoped = self.os_project_id or self.os_project_name or self.project_id
+        scoped = self.os_project_id or self.os_project_name or self.project_id or self.dcs_projects
         if self.dcs_auth_mode == "iam" and not scoped:
             problems.append(
                 "OS_PROJECT_ID: IAM login needs a project scope, e.g. OS_PROJECT_ID="

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from bot.dcs.client import DEFAULT_RETRY, DcsClient, RetryPolicy
+from bot.dcs.projects import REGION_PLACEHOLDER, Project, ProjectClients
 from bot.pipeline.poll import Poller
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
@@ -37,11 +39,16 @@ def owner_id() -> str:
 
 
 def dcs_auth(
-    settings: Settings, client_factory: Callable[[], httpx.Client] | None = None
+    settings: Settings,
+    client_factory: Callable[[], httpx.Client] | None = None,
+    *,
+    project: Project | None = None,
 ) -> httpx.Auth | None:
     """The auth for ``settings.dcs_auth_mode`` (AK/SK > IAM password > token), or None.
 
     ``client_factory`` makes the client IAM tokens are fetched with (not the DCS client).
+    With DCS_PROJECTS, an IAM token is scoped to ``project`` and fetched from OS_AUTH_URL with
+    its ``{region}`` replaced by the project's region.
     """
     mode = settings.dcs_auth_mode
     if mode == "aksk" and settings.access_key and settings.secret_key:
@@ -50,15 +57,20 @@ def dcs_auth(
         )
     if mode == "iam" and settings.os_auth_url and settings.os_username and settings.os_password:
         project_id = settings.os_project_id
-        if not project_id and not settings.os_project_name:
+        project_name = settings.os_project_name
+        if not project_id and not project_name:
             project_id = settings.project_id
+        auth_url = settings.os_auth_url
+        if settings.dcs_projects and project is not None:
+            project_id, project_name = project.project_id, None
+            auth_url = auth_url.replace(REGION_PLACEHOLDER, project.region or "")
         return IamTokenAuth(
-            settings.os_auth_url,
+            auth_url,
             settings.os_username,
             settings.os_password.get_secret_value(),
             settings.os_user_domain_name,
             project_id=project_id,
-            project_name=settings.os_project_name,
+            project_name=project_name,
             client=client_factory() if client_factory else None,
         )
     if mode == "token" and settings.auth_token:
@@ -67,16 +79,22 @@ def dcs_auth(
 
 
 def make_http_client(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+    settings: Settings,
+    *,
+    project: Project | None = None,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float = 10.0,
 ) -> httpx.Client:
-    """The ``httpx.Client`` for DCS: endpoint as base URL, the configured auth, timeouts."""
-    if not settings.dcs_endpoint:
+    """The ``httpx.Client`` for DCS: the project's endpoint (default: the first project's) as
+    base URL, the configured auth, timeouts."""
+    project = project or next(iter(settings.projects), None)
+    if project is None:
         raise ConfigError(
             ["DCS_ENDPOINT: is required, e.g. DCS_ENDPOINT=https://dcs.eu-de.otc.t-systems.com"]
         )
     return httpx.Client(
-        base_url=settings.dcs_endpoint.rstrip("/"),
-        auth=dcs_auth(settings),
+        base_url=project.endpoint,
+        auth=dcs_auth(settings, project=project),
         timeout=httpx.Timeout(timeout),
         # The poller keeps up to 32 requests in flight: keep that many connections alive.
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
@@ -92,8 +110,8 @@ class Components:
 
     settings: Settings
     store: StateStore
-    http: httpx.Client
-    dcs: DcsClient
+    http: ExitStack
+    dcs: ProjectClients
     watched: WatchedInstances
     poller: Poller
     slack: WebClient | None = None
@@ -140,11 +158,23 @@ def dcs_client(
     stop: threading.Event | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[httpx.Client, DcsClient]:
-    """The configured HTTP client and the DCS client on it (``stop`` ends its retrying)."""
-    http = make_http_client(settings, transport=transport)
-    assert settings.project_id is not None
-    return http, DcsClient(http, settings.project_id, retry=retry, sleep=sleep, stop=stop)
+) -> tuple[ExitStack, ProjectClients]:
+    """One HTTP client and DCS client per watched project, behind one ProjectClients (``stop``
+    ends their retrying); closing the ExitStack closes the HTTP clients."""
+    projects = settings.projects
+    if not projects:
+        raise ConfigError(
+            ["DCS_PROJECT_ID: is required, e.g. DCS_PROJECT_ID=0123456789abcdef0123456789abcdef"]
+        )
+    with ExitStack() as stack:
+        clients = []
+        for project in projects:
+            http = stack.enter_context(
+                make_http_client(settings, project=project, transport=transport)
+            )
+            dcs = DcsClient(http, project.project_id, retry=retry, sleep=sleep, stop=stop)
+            clients.append((project, dcs))
+        return stack.pop_all(), ProjectClients(clients)
 
 
 def build(

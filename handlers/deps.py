@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.config import Settings
-from bot.dcs.client import DcsClient
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
+from bot.dcs.projects import ProjectClients
 from state.base import StateStore, TaskRecord
 
 
@@ -33,7 +33,7 @@ class Deps:
 
     settings: Settings
     store: StateStore
-    dcs: DcsClient
+    dcs: ProjectClients
     watched: Callable[[], list[Instance]]  # the instances the poller last resolved
     clock: Callable[[], datetime]
     version: str

@@ -180,6 +180,21 @@ class Instance:
     engine: str | None = None
     status: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Set only when several projects are watched: the instance's project and its region
+    #: (or, for a ``PROJECT_ID@URL`` entry without one, the endpoint's host).
+    project_id: str | None = None
+    region: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the instance is shown: ``name (region)`` when several projects are watched."""
+        return f"{self.name} ({self.region})" if self.region else self.name
+
+    @property
+    def places(self) -> tuple[str, ...]:
+        """What a subscription may name besides the instance: ``region:R`` and its project."""
+        out = (f"region:{self.region}",) if self.region else ()
+        return out + ((self.project_id,) if self.project_id else ())
 
     @classmethod
     def from_json(cls, data: object) -> Instance:

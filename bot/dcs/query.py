@@ -6,13 +6,23 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from bot.dcs.client import DcsClient
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
 
 #: How many instances are fetched at the same time.
 MAX_WORKERS = 4
+
+
+class TaskLister(Protocol):
+    """What the query needs of a DCS client (one project's, or ProjectClients)."""
+
+    def list_tasks(
+        self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Task]:
+        """Every task of an instance created in [start, end]."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def _newest_first(task: Task) -> tuple[float, str, str]:
 
 
 def run_query(
-    client: DcsClient, instances: Sequence[Instance], query: TaskQuery, *, now: datetime
+    client: TaskLister, instances: Sequence[Instance], query: TaskQuery, *, now: datetime
 ) -> QueryResult:
     """Fetch the tasks of ``instances`` created in ``now - since``..``now`` (concurrently) and
     apply ``query``; an instance that fails is reported in ``errors``, the others still count."""

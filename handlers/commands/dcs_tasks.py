@@ -169,7 +169,8 @@ def _instances(deps: Deps) -> render.Message:
     watched = deps.watched()
     try:
         live = {i.instance_id: i for i in deps.dcs.list_instances()}
-        note = None
+        failing = deps.dcs.failures
+        note = "; ".join(f"Project {k} could not be read: {v}" for k, v in failing.items()) or None
     except DcsError as exc:
         live, note = {}, f"Statuses as last resolved: {replies.dcs_problem(exc)}"
     instances = [live.get(i.instance_id, i) for i in watched]
