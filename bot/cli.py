@@ -244,7 +244,7 @@ def _tasks(settings: Settings, args: argparse.Namespace) -> int:
         json.dump(shown, sys.stdout, indent=2)
         print()
     else:
-        names = {i.instance_id: i.name for i in instances}
+        names = {i.instance_id: i.label for i in instances}
         print(_table(result.tasks, names, result.total))
     return EXIT_FAILED if result.errors else EXIT_OK
 

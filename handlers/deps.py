@@ -40,15 +40,27 @@ class Deps:
     started_at: datetime
 
     def find_instance(self, wanted: str) -> Instance | None:
-        """The watched instance with this ID, or else this name (case-insensitively)."""
+        """The watched instance with this ID, or else this name or ``name (region)`` as shown
+        with several projects (case-insensitively)."""
         instances = self.watched()
         for instance in instances:
             if instance.instance_id == wanted:
                 return instance
         folded = wanted.casefold()
         for instance in instances:
-            if instance.name.casefold() == folded or instance.instance_id.casefold() == folded:
+            known = (instance.name, instance.instance_id, instance.label)
+            if folded in (k.casefold() for k in known):
                 return instance
+        return None
+
+    def find_place(self, wanted: str) -> str | None:
+        """``region:R`` or a project ID as a watched instance's place (several projects), in
+        the form subscriptions store; None when no watched instance is there."""
+        folded = wanted.strip().casefold()
+        for instance in self.watched():
+            for place in instance.places:
+                if place.casefold() == folded:
+                    return place
         return None
 
     def instance_name(self, instance_id: str) -> str | None:
@@ -56,7 +68,7 @@ class Deps:
         try:
             for instance in self.watched():
                 if instance.instance_id == instance_id:
-                    return instance.name
+                    return instance.label
         except DcsError:
             pass  # the poller's cursor may still know it
         cursor = self.store.cursors().get(instance_id)

@@ -32,7 +32,13 @@ def route_changes(
         Routed(channel, change)
         for change in changes
         if change.reason.alerts
-        for channel in route(change.task, change.instance.name, alert_channel, subscriptions)
+        for channel in route(
+            change.task,
+            change.instance.name,
+            alert_channel,
+            subscriptions,
+            places=change.instance.places,
+        )
     ]
 
 
@@ -58,7 +64,7 @@ def render_deliveries(
     ``usual`` knows it."""
     deliveries: list[NewDelivery] = []
     for channel, changes in digests.items():
-        message = render.digest([(c.task, c.instance.name) for c in changes], now=now)
+        message = render.digest([(c.task, c.instance.label) for c in changes], now=now)
         deliveries.append(NewDelivery("digest", channel, message.text, message.blocks))
     for item in routed:
         if item.change.reason is Reason.NEW and item.channel in digests:
@@ -72,7 +78,7 @@ def _task_deliveries(
 ) -> list[NewDelivery]:
     """The outbox items of one change in one channel."""
     channel, change = item.channel, item.change
-    task, name = change.task, change.instance.name
+    task, name = change.task, change.instance.label
     alert = render.task_alert(task, name, now=now)
     if change.reason is Reason.NEW:
         return [NewDelivery("post", channel, alert.text, alert.blocks, task.instance_id, task.id)]

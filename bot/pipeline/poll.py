@@ -97,7 +97,7 @@ def diff_all(
     new_cursors: list[InstanceCursor] = []
     errors: dict[str, str] = {}
     for answer in fetched:
-        iid, name = answer.instance.instance_id, answer.instance.name
+        iid, name = answer.instance.instance_id, answer.instance.label
         cursor = cursors.get(iid) or InstanceCursor(iid, name, baselined=False)
         if answer.tasks is None:
             errors[iid] = answer.error or "unknown error"
@@ -114,7 +114,7 @@ def cycle_meta(
     """The health bookkeeping of a cycle: when it last succeeded, or what failed (by name)."""
     if not errors:
         return {"last_success_at": now.isoformat()}
-    names = {i.instance_id: i.name for i in instances}
+    names = {i.instance_id: i.label for i in instances}
     summary = "; ".join(f"{names.get(k, k)}: {v}" for k, v in sorted(errors.items()))
     return {"last_error": {"at": now.isoformat(), "message": summary[:500]}}
 
@@ -172,12 +172,18 @@ class Poller:
             max_in_flight=self._max_in_flight,
         )
         diffed = diff_all(fetched, self._store.cursors(), now)
+        # A project whose instance list cannot be read fails the cycle too (its instances may
+        # be missing from the list), while the others' changes are committed as usual.
+        errors = {
+            **{f"project {k}": v for k, v in self._watched.failures().items()},
+            **diffed.errors,
+        }
         planned = self._plan(diffed.changes, fetched, instances, now)
         cycle = CycleCommit(
             tasks=[to_record(c, now) for c in diffed.changes],
             cursors=diffed.cursors,
             deliveries=planned.deliveries,
-            meta=cycle_meta(diffed.errors, instances, now),
+            meta=cycle_meta(errors, instances, now),
             muted=planned.muted,
             mutes_summarized=planned.summarized,
             durations=finished_samples(diffed.changes, self._scope, now),
@@ -187,7 +193,7 @@ class Poller:
             self._store.commit_cycle(cycle)
             self._maybe_prune(now)
         result = CycleResult(
-            len(instances), diffed.changes, cycle, diffed.errors, time.monotonic() - started
+            len(instances), diffed.changes, cycle, errors, time.monotonic() - started
         )
         log.info(
             "cycle: %d instances, %d changes, %d deliveries, %d failed, %.2fs",

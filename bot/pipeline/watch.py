@@ -28,6 +28,12 @@ class InstanceSource(Protocol):
         ...
 
 
+def _failures_of(source: InstanceSource) -> dict[str, str]:
+    """The projects a multi-project source could not read (none for a one-project client)."""
+    failures = getattr(source, "failures", None)
+    return dict(failures) if isinstance(failures, dict) else {}
+
+
 class WatchedInstances:
     """The last resolved list; on a failed refresh keeps the last good one."""
 
@@ -54,6 +60,8 @@ class WatchedInstances:
         with self._lock:
             now = self._clock()
             due = force or self._resolved is None or now - self._resolved_at >= self._max_age
+            # A project that could not be read is asked again at once, not after max_age.
+            due = due or bool(_failures_of(self._dcs))
             if due:
                 try:
                     self._resolved = tuple(self._dcs.resolve_instances(self._wanted))
@@ -71,3 +79,8 @@ class WatchedInstances:
         that never resolved (a command before the first cycle) resolves once here."""
         resolved = self._resolved
         return list(resolved) if resolved is not None else self.resolve()
+
+    def failures(self) -> dict[str, str]:
+        """Projects (by label) whose instances could not be listed at the last resolution."""
+        with self._lock:
+            return _failures_of(self._dcs)

@@ -279,8 +279,14 @@ class DcsSimulator:
         task_count_as_number: bool = False,
         retry_after: str | None = "1",
         slow_delay: float = 2.0,
+        iam: DcsSimulator | None = None,
     ) -> None:
         self.project_id = project_id
+        #: Another simulator whose IAM issued the tokens this one accepts (one IAM, several
+        #: regions); a token is accepted only for the project it was scoped to.
+        self.iam = iam
+        #: Projects besides ``project_id`` that this simulator's IAM issues tokens for.
+        self.iam_projects: set[str] = set()
         self.latency = latency
         self.clock = clock
         #: Send ``task_count`` as a JSON number instead of the documented string.
@@ -296,8 +302,9 @@ class DcsSimulator:
         self._iam_users = dict(iam_users or {})
         self._token_ttl = token_ttl
         self._tokens: dict[str, datetime | None] = dict.fromkeys(tokens)
+        self._token_projects: dict[str, str] = {}
         self._auth_required = bool(
-            (access_key and secret_key) or iam_users is not None or self._tokens
+            (access_key and secret_key) or iam_users is not None or self._tokens or iam
         )
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -651,10 +658,14 @@ class DcsSimulator:
             )
         token = h.headers.get("X-Auth-Token")
         if token:
-            with self._lock:
-                if token not in self._tokens:
+            issuer = self.iam or self
+            with issuer._lock:
+                if token not in issuer._tokens:
                     return "the token is not valid"
-                expires = self._tokens[token]
+                expires = issuer._tokens[token]
+                scope = issuer._token_projects.get(token, self.project_id)
+            if scope != self.project_id:
+                return "the token is scoped to another project"
             if expires is not None and self.clock() >= expires:
                 return "the token has expired"
             return None
@@ -677,20 +688,22 @@ class DcsSimulator:
             return _error(401, "IAM.0004", "The username or password is wrong.")
         if project_id is None and project_name is None:
             return _error(400, "IAM.0011", "A project scope is required.")
-        if project_id is not None and project_id != self.project_id:
+        if project_id is not None and project_id not in {self.project_id, *self.iam_projects}:
             return _error(401, "IAM.0006", "The user is not authorized for this project.")
+        scope = project_id if isinstance(project_id, str) else self.project_id
         issued = self.clock()
         expires = issued + self._token_ttl
         token = "MIIsim" + secrets.token_urlsafe(48)
         with self._lock:
             self._tokens[token] = expires
+            self._token_projects[token] = scope
         payload = {
             "token": {
                 "expires_at": expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "issued_at": issued.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "methods": ["password"],
                 "project": {
-                    "id": self.project_id,
+                    "id": scope,
                     "name": project_name if isinstance(project_name, str) else "eu-de",
                     "domain": {"id": "0" * 32, "name": str(domain)},
                 },

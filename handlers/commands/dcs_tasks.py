@@ -138,7 +138,7 @@ def _run(
 
 def _names(deps: Deps) -> dict[str, str]:
     try:
-        return {i.instance_id: i.name for i in deps.watched()}
+        return {i.instance_id: i.label for i in deps.watched()}
     except DcsError:
         return {}
 
@@ -156,7 +156,7 @@ def _list(deps: Deps, command: ListTasks) -> render.Message:
         since=command.since, status=command.status, name=command.name, limit=command.limit
     )
     result = run_query(deps.dcs, targets, query, now=deps.clock())
-    return replies.task_list(result, command, {i.instance_id: i.name for i in watched})
+    return replies.task_list(result, command, {i.instance_id: i.label for i in watched})
 
 
 def _show(deps: Deps, task_id: str) -> render.Message:
@@ -213,7 +213,10 @@ def _subscribe(
     if channel_id.startswith("D"):
         return replies.subscribe_refused("direct_message")
     target = command.instance
-    if target != "*":
+    place = deps.find_place(target) if target != "*" else None
+    if place is not None:
+        target = place  # every instance of a region or project (several projects watched)
+    elif target != "*":
         instance = deps.find_instance(target)
         if instance is None:
             return replies.unknown_instance(target, deps.watched())

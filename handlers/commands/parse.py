@@ -27,8 +27,8 @@ USAGE: dict[str, str] = {
     "show": "/dcs-tasks show TASK_ID",
     "instances": "/dcs-tasks instances",
     "status": "/dcs-tasks status",
-    "subscribe": "/dcs-tasks subscribe INSTANCE|* [status:S,...] [name:N,...]",
-    "unsubscribe": "/dcs-tasks unsubscribe INSTANCE|*",
+    "subscribe": "/dcs-tasks subscribe INSTANCE|region:R|PROJECT_ID|* [status:S,...] [name:N,...]",
+    "unsubscribe": "/dcs-tasks unsubscribe INSTANCE|region:R|PROJECT_ID|*",
     "subscriptions": "/dcs-tasks subscriptions",
     "mute": "/dcs-tasks mute INSTANCE|* [name:N,...] [for:2h] [REASON...]",
     "unmute": "/dcs-tasks unmute INSTANCE|*|MUTE_ID",
@@ -189,6 +189,7 @@ _EXAMPLES = {
     "since": "since:24h",
     "limit": "limit:50",
     "for": "for:2h",
+    "region": "region:eu-nl",
 }
 
 
@@ -244,10 +245,21 @@ def _parse_list(args: list[str]) -> ListTasks:
     )
 
 
+def _region_target(positional: list[str], options: dict[str, str], what: str) -> str:
+    """The one target of (un)subscribe: an instance, ``*``, a project ID or ``region:R``."""
+    if "region" in options:
+        if positional:
+            raise _Invalid(
+                f"give either region: or an instance, not both (got {quote(positional[0])})"
+            )
+        return f"region:{options['region']}"
+    return _exactly_one(positional, what)
+
+
 def _parse_subscribe(args: list[str]) -> Subscribe:
-    positional, options = _split_args(args, ("status", "name"))
+    positional, options = _split_args(args, ("status", "name", "region"))
     return Subscribe(
-        instance=_exactly_one(positional, "INSTANCE (or * for every instance)"),
+        instance=_region_target(positional, options, "INSTANCE (or * for every instance)"),
         statuses=tuple(s.upper() for s in _csv(options.get("status", ""))),
         names=_csv(options.get("name", "")),
     )
@@ -302,6 +314,11 @@ def _parse_report(args: list[str]) -> Report:
     )
 
 
+def _parse_unsubscribe(args: list[str]) -> Unsubscribe:
+    positional, options = _split_args(args, ("region",))
+    return Unsubscribe(_region_target(positional, options, "INSTANCE (or *)"))
+
+
 def _no_args(make: Command) -> _Parser:
     def parse_no_args(args: list[str]) -> Command:
         if args:
@@ -326,7 +343,7 @@ _PARSERS = {
     "instances": _no_args(ListInstances()),
     "status": _no_args(BotStatus()),
     "subscribe": _parse_subscribe,
-    "unsubscribe": _one_positional(Unsubscribe, "INSTANCE (or *)"),
+    "unsubscribe": _parse_unsubscribe,
     "subscriptions": _no_args(ListSubscriptions()),
     "mute": _parse_mute,
     "unmute": _one_positional(Unmute, "INSTANCE, * or MUTE_ID"),

@@ -161,7 +161,7 @@ def notice(line: str) -> Message:
 
 def unknown_instance(wanted: str, watched: Sequence[Instance]) -> Message:
     """A named instance that is not watched, with the ones that are."""
-    names = ", ".join(esc(i.name) for i in watched[:15]) + (", …" if len(watched) > 15 else "")
+    names = ", ".join(esc(i.label) for i in watched[:15]) + (", …" if len(watched) > 15 else "")
     return notice(
         f":mag: No watched instance is called {quote(wanted)}. "
         f"Watched: {names or 'none'}. See `/dcs-tasks help`."
@@ -295,7 +295,7 @@ def instance_list(
         polled = _ago(cursor.last_polled_at if cursor else None, now)
         engine = f" · {esc(instance.engine)}" if instance.engine else ""
         text = (
-            f"*{esc(instance.name)}* (`{esc(instance.instance_id)}`){engine} · "
+            f"*{esc(instance.label)}* (`{esc(instance.instance_id)}`){engine} · "
             f"{esc(instance.status or 'status unknown')}\nLast poll: {polled}"
         )
         if cursor and cursor.last_error:

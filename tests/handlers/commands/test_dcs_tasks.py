@@ -88,7 +88,11 @@ def test_help_shows_usage_with_examples(stack: SlackStack, text: str) -> None:
         ("list a b", "give one INSTANCE at most", "/dcs-tasks list [INSTANCE]"),
         ("list colour:red", "unknown option `colour:red`", "/dcs-tasks list [INSTANCE]"),
         ("show", "give exactly one TASK_ID", "/dcs-tasks show TASK_ID"),
-        ("subscribe", "give exactly one INSTANCE", "/dcs-tasks subscribe INSTANCE|*"),
+        (
+            "subscribe",
+            "give exactly one INSTANCE",
+            "/dcs-tasks subscribe INSTANCE|region:R|PROJECT_ID|*",
+        ),
         ("instances now", "takes no arguments", "/dcs-tasks instances"),
         ("frobnicate the cache", "unknown command `frobnicate`", "/dcs-tasks subscriptions"),
     ],
