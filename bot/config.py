@@ -104,7 +104,7 @@ class Settings(BaseModel):
 
     dcs_endpoint: str | None = _env("DCS_ENDPOINT")
     project_id: str | None = _env("DCS_PROJECT_ID")
-    dcs_projects: Annotated[tuple[Project, ...], NoDecode] = Field(
+    dcs_projects: tuple[Project, ...] = Field(
         default=(), validation_alias=AliasChoices("DCS_PROJECTS")
     )
     instances: CsvList = Field(default=(), validation_alias=AliasChoices("DCS_INSTANCES"))
