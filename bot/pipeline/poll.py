@@ -229,7 +229,7 @@ class Poller:
         wanted = finishing_names(changes) | {r.task.name for r in running}
         usual = self._store.duration_stats(self._scope, wanted) if wanted else {}
 
-        names = {i.instance_id: i.name for i in instances}
+        names = {i.instance_id: i.label for i in instances}
         over = muting.ended(mutes, now)
         deliveries: list[NewDelivery] = []
         for mute in over:  # first: what a mute held back comes before what follows it
@@ -271,7 +271,13 @@ class Poller:
                 continue
             warned.append((task.instance_id, task.id))
             message = stuck_warning(task.name, task.status, item.seconds, usual.get(task.name))
-            for channel in route(task, item.instance.name, self._alert_channel, subscriptions):
+            for channel in route(
+                task,
+                item.instance.name,
+                self._alert_channel,
+                subscriptions,
+                places=item.instance.places,
+            ):
                 deliveries.append(
                     NewDelivery(
                         "reply",

@@ -20,7 +20,7 @@ def names_of(deps: Deps) -> dict[str, str]:
     """Instance names by ID: the poller's cursors, then the watched list where it answers."""
     names = {iid: c.name for iid, c in deps.store.cursors().items() if c.name}
     with contextlib.suppress(DcsError):  # DCS down: the cursors' names do
-        names.update({i.instance_id: i.name for i in deps.watched()})
+        names.update({i.instance_id: i.label for i in deps.watched()})
     return names
 
 
@@ -91,6 +91,6 @@ def report(deps: Deps, command: Report) -> Message:
         instance = deps.find_instance(command.instance)
         if instance is None:
             return replies.unknown_instance(command.instance, deps.watched())
-        instance_id, display = instance.instance_id, instance.name
+        instance_id, display = instance.instance_id, instance.label
     result = deps.store.task_report(deps.clock() - command.since, instance_id)
     return report_message(result, names_of(deps), since=command.since, instance=display)
