@@ -141,7 +141,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "tasks": "tasks",
     }.get(command)
     settings = _settings(env, required)
-    configure_logging(settings.log_level, _secrets(settings))
+    configure_logging(settings.log_level, _secrets(settings), settings.log_format)
     if command == "poll":
         return _poll(settings, once=args.once, dry_run=args.dry_run)
     if command == "tasks":

@@ -55,6 +55,7 @@ EXAMPLES: dict[str, str] = {
     "DATABASE_URL": "postgres://user:password@host:5432/dbname",
     "PORT": "3000",
     "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
     "OS_AUTH_URL": "https://iam.eu-de.otc.t-systems.com/v3",
 }
 
@@ -138,6 +139,9 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL")
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("LOG_FORMAT")
+    )
 
     # DCS authentication, in order of precedence: AK/SK, IAM password, ready token.
     access_key: SecretStr | None = _env("DCS_ACCESS_KEY", "HUAWEICLOUD_SDK_AK")
@@ -178,6 +182,11 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("dcs_endpoint", "slack_api_url", "os_auth_url")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any
 from bot import __version__
 from bot.config import Settings
 from bot.lifecycle import Lifecycle, claim_poller
+from bot.metrics import Metrics
 from bot.pipeline.health import ReadinessProbe, health_report, public_view
 from bot.slack.web import HttpServer, Site, start_socket_mode
 from bot.wiring import Components, build, slack_app
@@ -23,7 +24,8 @@ def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
     life = Lifecycle()
     life.install_signals()
-    site = Site()
+    metrics = Metrics()
+    site = Site(metrics.render)
     server = HttpServer(site, port=settings.port)
     try:
         port = server.start()
@@ -31,7 +33,7 @@ def serve(settings: Settings) -> int:
         raise OSError(exc.errno, f"cannot listen on PORT={settings.port}: {exc.strerror}") from None
 
     def start() -> Callable[[], None]:
-        parts = build(settings, stopping=life.stop)
+        parts = build(settings, stopping=life.stop, metrics=metrics)
         try:
             return _start(settings, parts, site, port)
         except BaseException:

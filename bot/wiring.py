@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from bot.config import ConfigError, Settings
 from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from bot.dcs.client import DEFAULT_RETRY, DcsClient, RetryPolicy
 from bot.dcs.projects import REGION_PLACEHOLDER, Project, ProjectClients
+from bot.metrics import Metrics, counting_web_client
 from bot.pipeline.poll import Poller
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
@@ -84,20 +84,25 @@ def make_http_client(
     project: Project | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float = 10.0,
+    metrics: Metrics | None = None,
 ) -> httpx.Client:
     """The ``httpx.Client`` for DCS: the project's endpoint (default: the first project's) as
-    base URL, the configured auth, timeouts."""
+    base URL, the configured auth, timeouts; with ``metrics``, every request is counted by
+    outcome."""
     project = project or next(iter(settings.projects), None)
     if project is None:
         raise ConfigError(
             ["DCS_ENDPOINT: is required, e.g. DCS_ENDPOINT=https://dcs.eu-de.otc.t-systems.com"]
         )
+    # The poller keeps up to 32 requests in flight: keep that many connections alive.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=64)
+    if metrics is not None:
+        transport = metrics.dcs_transport(transport or httpx.HTTPTransport(limits=limits))
     return httpx.Client(
         base_url=project.endpoint,
         auth=dcs_auth(settings, project=project),
         timeout=httpx.Timeout(timeout),
-        # The poller keeps up to 32 requests in flight: keep that many connections alive.
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
+        limits=limits,
         transport=transport,
         headers={"User-Agent": f"dcs-tasks-bot/{__version__}", "Accept": "application/json"},
         follow_redirects=False,
@@ -116,20 +121,25 @@ class Components:
     poller: Poller
     slack: WebClient | None = None
     deliverer: Deliverer | None = None
+    metrics: Metrics | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def runner(self) -> PollRunner:
         """The scheduler around this poller and deliverer."""
         assert self.deliverer is not None
-        return PollRunner(
+        runner = PollRunner(
             self.poller,
             self.deliverer,
             self.store,
             owner=owner_id(),
             interval=self.settings.poll_interval,
             stopping=self.stopping,
+            on_tick=self.metrics.on_tick if self.metrics else None,
         )
+        if self.metrics is not None:
+            self.metrics.watch_lease(lambda: runner.is_leader)
+        return runner
 
     def close(self) -> None:
         """Release connections and files."""
@@ -157,10 +167,12 @@ def dcs_client(
     transport: httpx.BaseTransport | None = None,
     stop: threading.Event | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[ExitStack, ProjectClients]:
     """One HTTP client and DCS client per watched project, behind one ProjectClients (``stop``
-    ends their retrying); closing the ExitStack closes the HTTP clients."""
+    ends their retrying: the default ``sleep`` waits on it); closing the ExitStack closes the
+    HTTP clients."""
     projects = settings.projects
     if not projects:
         raise ConfigError(
@@ -170,7 +182,7 @@ def dcs_client(
         clients = []
         for project in projects:
             http = stack.enter_context(
-                make_http_client(settings, project=project, transport=transport)
+                make_http_client(settings, project=project, transport=transport, metrics=metrics)
             )
             dcs = DcsClient(http, project.project_id, retry=retry, sleep=sleep, stop=stop)
             clients.append((project, dcs))
@@ -185,17 +197,19 @@ def build(
     transport: httpx.BaseTransport | None = None,
     stopping: threading.Event | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
+    metrics: Metrics | None = None,
 ) -> Components:
     """Build the components; ``with_slack=False`` for commands that never post.
 
     ``stopping``, once set, ends DCS retries and delivery waits (the process is stopping).
+    ``metrics``: count DCS requests, Slack calls and what each tick did.
     """
     stopping = stopping if stopping is not None else threading.Event()
     store = store or open_state(settings)
     try:
         http, dcs = dcs_client(
-            settings, transport=transport, stop=stopping, retry=retry, sleep=sleep
+            settings, transport=transport, stop=stopping, retry=retry, sleep=sleep, metrics=metrics
         )
         # Resolved again every ten cycles: names stay current, new instances are picked up.
         watched = WatchedInstances(
@@ -212,10 +226,14 @@ def build(
             stuck_after=settings.stuck_after,
             scope=settings.project_id or "",
         )
-        parts = Components(settings, store, http, dcs, watched, poller, stopping=stopping)
+        parts = Components(
+            settings, store, http, dcs, watched, poller, stopping=stopping, metrics=metrics
+        )
         if with_slack and settings.slack_bot_token is not None:
             parts.slack = make_web_client(
-                settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+                settings.slack_bot_token.get_secret_value(),
+                settings.slack_api_url,
+                client_class=counting_web_client(metrics) if metrics else WebClient,
             )
             # Retries follow the poll interval (a 1 s poller retries within seconds, not
             # minutes), capped at the Deliverer's defaults of 30 s doubling up to 15 min.

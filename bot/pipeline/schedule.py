@@ -6,16 +6,30 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.pipeline.poll import CycleResult, Poller
-from bot.slack.deliver import Deliverer
+from bot.slack.deliver import Deliverer, DrainReport
 from state.base import LeaseLostError, StateError, StateStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for an observer (the metrics): only set parts happened."""
+
+    leader: bool = False
+    cycle: CycleResult | None = None
+    cycle_seconds: float | None = None
+    drain: DrainReport | None = None
+    pending: int | None = None
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class PollRunner:
@@ -32,7 +46,10 @@ class PollRunner:
         jitter: float | None = None,
         stopping: threading.Event | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_tick: Callable[[TickReport], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``on_tick`` hears what each tick did (after it, outside the lock; never raises)."""
         self._poller = poller
         self._deliverer = deliverer
         self._store = store
@@ -40,6 +57,8 @@ class PollRunner:
         self._interval = interval
         self._jitter = interval / 20 if jitter is None else jitter
         self._clock = clock
+        self._on_tick = on_tick
+        self._monotonic = monotonic
         # Shared with the Deliverer: once set, it finishes the delivery in hand and returns.
         self._stopping = stopping or threading.Event()
         self._leader = False
@@ -75,15 +94,37 @@ class PollRunner:
         ``last_failure`` says why (a state store that cannot be used is one log line; only
         an unexpected error logs a traceback).
         """
+        report = TickReport()
+        result = self._tick(report)
+        if self._on_tick is not None:
+            self._tell(report)
+        return result
+
+    def _tell(self, report: TickReport) -> None:
+        try:
+            if report.leader:
+                report.pending = self._store.count_pending()
+        except Exception:
+            log.debug("outbox depth unknown this tick", exc_info=True)
+        report.finished_at = self._clock()
+        try:
+            assert self._on_tick is not None
+            self._on_tick(report)
+        except Exception:
+            log.exception("tick observer failed")
+
+    def _tick(self, report: TickReport) -> CycleResult | None:
         with self._lock:
             self.last_failure = None
             if not self.heartbeat():
                 log.debug("standing by: another process polls")
                 self._poller.refresh_instances()
                 return None
+            report.leader = True
             result: CycleResult | None = None
+            began = self._monotonic()
             try:
-                result = self._poller.run_cycle()
+                result = report.cycle = self._poller.run_cycle()
             except LeaseLostError as exc:
                 self._lost(exc)
                 return None
@@ -95,8 +136,10 @@ class PollRunner:
                 self.last_failure = f"{type(exc).__name__}: {exc}"
                 log.exception("poll cycle failed")
                 self._record_error(f"poll cycle: {self.last_failure}")
+            finally:
+                report.cycle_seconds = self._monotonic() - began
             try:
-                self._deliverer.drain()
+                report.drain = self._deliverer.drain()
             except LeaseLostError as exc:
                 self._lost(exc)
             except StateError as exc:

@@ -104,6 +104,7 @@ def make_web_client(
     timeout: float = 10.0,
     connection_retries: int = 1,
     retry_interval: float = 1.0,
+    client_class: type[WebClient] = WebClient,
 ) -> WebClient:
     """A ``WebClient`` for delivery: ``timeout`` seconds per request, network hiccups retried.
 
@@ -121,7 +122,7 @@ def make_web_client(
         max_retry_count=connection_retries,
         interval_calculator=FixedValueRetryIntervalCalculator(retry_interval),
     )
-    return WebClient(
+    return client_class(
         token=token,
         base_url=base_url,
         timeout=max(1, math.ceil(timeout)),  # slack-sdk takes whole seconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -28,16 +29,20 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
+request_log = logging.getLogger("bot.http")
 
 EVENTS_PATH = "/slack/events"
 LIVE_PATH = "/livez"
 #: ``/healthz`` is the older name of ``/readyz``; both answer the same.
 READY_PATHS = ("/readyz", "/healthz")
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 #: Slack payloads are a few KB; refuse anything far larger before it is read.
 MAX_BODY_BYTES = 1024 * 1024
 
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
+#: The Prometheus exposition text and its content type.
+MetricsText = Callable[[], tuple[bytes, str]]
 
 
 def _answer_ssl_check(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
@@ -120,9 +125,12 @@ def _respond(
     return [body]
 
 
-def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
+def make_wsgi_app(
+    bolt_app: App | None, health: HealthCheck, metrics: MetricsText | None = None
+) -> WSGIApplication:
     """Route ``POST /slack/events`` to Bolt and ``GET /readyz`` (= ``/healthz``) to ``health``;
-    ``GET /livez`` answers 200 touching nothing; 404 otherwise.
+    ``GET /livez`` answers 200 touching nothing; ``GET /metrics`` the Prometheus text of
+    ``metrics``; 404 otherwise.
 
     Without a Bolt app (Socket Mode) ``/slack/events`` is not served.
     """
@@ -146,6 +154,9 @@ def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
             status = "200 OK" if code == 200 else f"{code} Service Unavailable"
             body = json.dumps(report).encode()
             return _respond(start_response, status, body, "application/json")
+        if metrics is not None and path == METRICS_PATH and method in ("GET", "HEAD"):
+            text, content_type = metrics()
+            return _respond(start_response, "200 OK", text, content_type)
         if slack is not None and path == EVENTS_PATH and method == "POST":
             return slack(environ, start_response)
         return _respond(start_response, "404 Not Found", b"Not Found", "text/plain; charset=utf-8")
@@ -153,25 +164,61 @@ def make_wsgi_app(bolt_app: App | None, health: HealthCheck) -> WSGIApplication:
     return wsgi_app
 
 
+def log_slack_requests(
+    app: WSGIApplication, clock: Callable[[], float] = time.monotonic
+) -> WSGIApplication:
+    """``app`` with one log line per request to ``/slack/events``: method, path, status and
+    milliseconds, never the body (it carries user and channel IDs and command text)."""
+
+    def logged(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != EVENTS_PATH:
+            return app(environ, start_response)
+        began = clock()
+        seen = {"status": "500"}  # what waitress answers when the app raises
+
+        def capture(status: str, headers: Any, exc_info: Any = None) -> Any:
+            seen["status"] = status.split(" ", 1)[0]
+            return start_response(status, headers, exc_info)
+
+        try:
+            return app(environ, capture)
+        finally:
+            fields = {
+                "method": environ.get("REQUEST_METHOD", "-"),
+                "path": EVENTS_PATH,
+                "status": int(seen["status"]) if seen["status"].isdigit() else 0,
+                "ms": round((clock() - began) * 1000, 1),
+            }
+            request_log.info("request", extra={"fields": fields})
+
+    return logged
+
+
 def _starting() -> tuple[int, dict[str, Any]]:
     return 503, {"status": "starting"}
 
 
 class Site:
-    """The WSGI app of ``serve``, listening before anything slow starts: ``/livez`` answers at
-    once, ``/readyz`` says ``starting`` (503) and ``/slack/events`` gets 503 until ``ready``."""
+    """The WSGI app of ``serve``, listening before anything slow starts: ``/livez`` and
+    ``/metrics`` answer at once, ``/readyz`` says ``starting`` (503) and ``/slack/events`` gets
+    503 until ``ready``. Every request to ``/slack/events`` is logged (``log_slack_requests``)."""
 
-    def __init__(self) -> None:
-        self._app = make_wsgi_app(None, _starting)
+    def __init__(self, metrics: MetricsText | None = None) -> None:
+        self._metrics = metrics
+        self._app = make_wsgi_app(None, _starting, metrics)
         self._ready = False
+        self._logged = log_slack_requests(self._route)
 
     def ready(self, bolt_app: App | None, health: HealthCheck) -> None:
         """Serve Slack (unless ``bolt_app`` is None: Socket Mode) and the real readiness."""
-        self._app = make_wsgi_app(bolt_app, health)
+        self._app = make_wsgi_app(bolt_app, health, self._metrics)
         self._ready = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request with the current routes."""
+        return self._logged(environ, start_response)
+
+    def _route(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not self._ready and environ.get("PATH_INFO") == EVENTS_PATH:
             body = b"starting, try again shortly"
             return _respond(start_response, "503 Service Unavailable", body, "text/plain")

@@ -177,6 +177,54 @@ def test_readyz_shows_a_failed_cycle_without_its_text_or_any_id(served: Served) 
         assert private not in shown
 
 
+METRIC_NAMES = (
+    "dcs_tasks_bot_poll_cycle_duration_seconds_count",
+    "dcs_tasks_bot_dcs_requests_total",
+    "dcs_tasks_bot_slack_calls_total",
+    "dcs_tasks_bot_outbox_pending",
+    "dcs_tasks_bot_deliveries_dropped_total",
+    "dcs_tasks_bot_poller_lease_held",
+    "dcs_tasks_bot_last_successful_poll_timestamp_seconds",
+)
+
+
+def test_metrics_in_prometheus_text_with_aggregates_only(served: Served) -> None:
+    served.command("help")  # at least one Slack call and one request
+    response = served.http.get(f"{served.url}/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    samples = {
+        line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
+        for line in response.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    names = {name.split("{")[0] for name in samples}
+    assert set(METRIC_NAMES) <= names
+    assert samples['dcs_tasks_bot_dcs_requests_total{outcome="ok"}'] >= 1
+    assert samples["dcs_tasks_bot_poller_lease_held"] == 1
+    assert samples["dcs_tasks_bot_poll_cycle_duration_seconds_count"] >= 1
+    assert samples["dcs_tasks_bot_last_successful_poll_timestamp_seconds"] > 1.7e9
+    for private in (PROD_ID, STAGE_ID, "cache-prod", served.sim.project_id, CHANNEL, USER):
+        assert private not in response.text
+
+
+def test_slack_requests_are_logged_one_line_each_without_the_body(served: Served) -> None:
+    served.command("list cache-prod")
+
+    lines = [line for line in served.process.stderr.splitlines() if "request method=" in line]
+    assert lines
+    assert all(" path=/slack/events status=200 ms=" in line for line in lines)
+    for private in ("cache-prod", USER, CHANNEL, "response_url"):
+        assert not any(private in line for line in lines)
+
+
+def test_boot_has_no_bolt_token_warning(served: Served) -> None:
+    """SLACK_BOT_TOKEN is in serve's environment, which made Bolt warn at every boot."""
+    assert "will be unused" not in served.process.stderr
+    assert "WARNING" not in served.process.stderr.split("serving on port")[0]
+
+
 def test_the_poller_inside_serve_alerts_a_new_task(served: Served) -> None:
     """A task started in DCS while serve runs is posted to the alert channel by its poller."""
     served.sim.add_task(STAGE_ID, "masterStandbySwapJob", "EXECUTING", user_name="bob")
