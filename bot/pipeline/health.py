@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from bot.dcs.models import parse_time
 from bot.slack.channels import FAILING_KEY, read_failing
 from state.base import StateError, StateStore
 
@@ -17,16 +18,6 @@ logger = logging.getLogger(__name__)
 
 #: A poll cycle is late once the last success is this many intervals old.
 LATE_AFTER_INTERVALS = 3
-
-
-def _parse_iso(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _last_error(value: object) -> dict[str, Any] | None:
@@ -56,7 +47,7 @@ def health_report(
         "poll_interval": poll_interval,
     }
     try:
-        last_success = _parse_iso(store.get_meta("last_success_at"))
+        last_success = parse_time(store.get_meta("last_success_at"))
         body["last_error"] = _last_error(store.get_meta("last_error"))
         body["pending_deliveries"] = store.count_pending()
         body["deliveries_failing"] = len(read_failing(store.get_meta(FAILING_KEY)))
@@ -94,8 +85,8 @@ def public_view(code: int, report: dict[str, Any]) -> Verdict:
     last cycle failed (its text may name projects and instances: that is for ``status``)."""
     body = {key: report.get(key) for key in PUBLIC_FIELDS}
     error = report.get("last_error")
-    error_at = _parse_iso(error.get("at")) if isinstance(error, dict) else None
-    success_at = _parse_iso(report.get("last_success_at"))
+    error_at = parse_time(error.get("at")) if isinstance(error, dict) else None
+    success_at = parse_time(report.get("last_success_at"))
     body["last_cycle_failed"] = error_at is not None and (
         success_at is None or error_at >= success_at
     )

@@ -14,10 +14,12 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 
 from bot.logs import (
     BOLT_TOKEN_UNUSED,
+    REDACTED,
     DropBoltTokenWarning,
     JsonFormatter,
     RedactSecrets,
     TextFormatter,
+    configure_logging,
 )
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
@@ -125,3 +127,61 @@ def test_an_unknown_log_format_is_a_configuration_line(tmp_path: Path) -> None:
     assert "configuration: LOG_FORMAT:" in result.stderr
     assert "e.g. LOG_FORMAT=json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+OTHER_SECRET = "Hunter2-password"
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    """Put the root logger back as it was (configure_logging replaces its handlers)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def captured(secrets: list[str]) -> tuple[logging.Logger, io.StringIO]:
+    """A logger writing through RedactSecrets into a string."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RedactSecrets(secrets))
+    logger = logging.getLogger(f"test.logs.{id(out)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    return logger, out
+
+
+def test_secrets_in_the_message_and_its_arguments_are_redacted() -> None:
+    """A secret in the format string or in an argument never reaches the output."""
+    logger, out = captured([SECRET, OTHER_SECRET])
+
+    logger.warning("token %s and " + OTHER_SECRET, SECRET)
+
+    assert out.getvalue().strip() == f"token {REDACTED} and {REDACTED}"
+
+
+def test_short_values_are_not_treated_as_secrets() -> None:
+    """Values under six characters would redact ordinary words: they are left alone."""
+    logger, out = captured(["abc", ""])
+
+    logger.info("abc is fine")
+
+    assert out.getvalue().strip() == "abc is fine"
+
+
+def test_configure_logging_redacts_on_stderr(
+    restore_root: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After configure_logging, any logger's line on stderr has the secrets redacted."""
+    configure_logging("INFO", [SECRET])
+
+    logging.getLogger("bot.anything").warning("calling Slack with %s", SECRET)
+    logging.getLogger("bot.anything").debug("below the level")
+
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert f"WARNING bot.anything: calling Slack with {REDACTED}" in err
+    assert "below the level" not in err

@@ -13,8 +13,8 @@ from state.base import TaskRecord
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def task(status: str, updated: datetime | None = T0) -> Task:
-    return Task(instance_id="i1", id="t1", name="EXTEND", status=status, updated_at=updated)
+def task(status: str, updated: datetime | None = T0, name: str = "EXTEND") -> Task:
+    return Task(instance_id="i1", id="t1", name=name, status=status, updated_at=updated)
 
 
 def record(status: str, updated: datetime | None = T0) -> TaskRecord:
@@ -42,6 +42,7 @@ def record(status: str, updated: datetime | None = T0) -> TaskRecord:
         (record("CREATED"), task("EXECUTING"), True, Reason.STATUS_CHANGED),
         (record("EXECUTING"), task("FAILED"), True, Reason.FAILED),
         (record("EXECUTING"), task("EXECUTING", T0 + timedelta(seconds=5)), True, Reason.TOUCHED),
+        (record("EXECUTING"), task("EXECUTING", name="EXTEND_V2"), True, Reason.TOUCHED),
         (record("EXECUTING"), task("EXECUTING"), True, Reason.UNCHANGED),
         (record("SUCCESS"), task("SUCCESS"), False, Reason.UNCHANGED),
     ],

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.pipeline.health import health_report
+from bot.pipeline.poll import Poller
 from bot.wiring import build
 from state.base import CycleCommit, Subscription, TaskRecord
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, Harness
@@ -341,3 +342,39 @@ def test_a_subscribed_channel_that_fails_is_noticed_once_in_the_alert_channel(
         version="t",
     )
     assert (code, report["deliveries_failing"]) == (200, 1)
+
+
+def test_finished_tasks_past_retention_are_pruned_at_most_once_per_period(
+    harness: Harness,
+) -> None:
+    """A cycle forgets tasks finished longer ago than the retention; the next prune waits
+    ``prune_every``, then forgets what aged out meanwhile."""
+    now = [datetime.now(UTC)]
+    parts = harness.parts
+    poller = Poller(
+        parts.dcs,
+        parts.store,
+        parts.watched,
+        alert_channel=ALERTS,
+        lookback=timedelta(hours=24),
+        retention=timedelta(days=30),
+        prune_every=timedelta(hours=1),
+        clock=lambda: now[0],
+    )
+
+    def finished(task_id: str, days_ago: float) -> TaskRecord:
+        at = now[0] - timedelta(days=days_ago)
+        return TaskRecord(PROD, task_id, "EXTEND", "SUCCESS", at, at, at, finished_at=at)
+
+    parts.store.commit_cycle(CycleCommit(tasks=[finished("old", 31), finished("young", 29.99)]))
+    poller.run_cycle()
+    assert parts.store.find_task("old") is None
+    assert parts.store.find_task("young") is not None
+
+    now[0] += timedelta(minutes=30)
+    poller.run_cycle()
+    assert parts.store.find_task("young") is not None
+
+    now[0] += timedelta(minutes=31)
+    poller.run_cycle()
+    assert parts.store.find_task("young") is None
