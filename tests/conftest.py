@@ -14,6 +14,7 @@ from bot.pipeline.poll import CycleResult
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
 from bot.wiring import Components, build
+from tests.postgres import PgSchema, reachable_url
 
 DCS_TOKEN = "sim-token-0123456789"
 SLACK_TOKEN = "xoxb-test-0123456789"
@@ -92,3 +93,17 @@ def harness(simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path) -> Iterat
     h = Harness(simulator, slack, tmp_path / "state.sqlite")
     yield h
     h.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A reachable PostgreSQL URL, or a loud skip (a failure in CI)."""
+    return reachable_url()
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[PgSchema]:
+    """This test's own PostgreSQL schema name, dropped afterwards."""
+    schema = PgSchema(pg_url)
+    yield schema
+    schema.drop()

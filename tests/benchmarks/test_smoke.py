@@ -3,14 +3,12 @@ returns figures with the right keys and sane values. Never an assertion on speed
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import psycopg
 import pytest
 
 from benchmarks import bench_ack, bench_cycle, bench_delivery, bench_quiet, bench_state
-from benchmarks._common import BENCH_PYTHON, BenchResult, pg_url
+from benchmarks._common import BENCH_PYTHON, BenchResult
 from bot.testing.fake_slack import RateLimit
 
 FIGURES = {"seconds", "cpu_seconds", "sim_cpu_seconds", "requests", "items", "errors", "retries"}
@@ -99,14 +97,9 @@ def test_state_sqlite_reports_cycle_reads_commit_rss_and_pruning() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.usefixtures("pg_url")  # reachable, else a loud skip
 def test_state_postgres_reports_cycle_reads_commit_rss_and_pruning() -> None:
     """The same on PostgreSQL, in a schema of its own that is dropped afterwards."""
-    try:
-        psycopg.connect(pg_url(), connect_timeout=3).close()
-    except psycopg.Error as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL: {exc}")
-        pytest.skip(f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL: {exc}")
     m = bench_state.measure(backend="postgres", instances=20, tasks=10, days=30, rates=STATE_RATES)
     _state_is_sane(m)
 

@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ import pytest
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, bot_env
+from tests.waiting import wait_until
 
 T = TypeVar("T")
 
@@ -72,18 +72,6 @@ def run_bot(
         timeout=timeout,
         check=False,
     )
-
-
-def wait_until(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    """Poll ``check`` until it returns something truthy (bounded); fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Running:

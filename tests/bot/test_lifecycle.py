@@ -4,7 +4,6 @@ or being retried, PostgreSQL down or hanging, Slack rate-limiting), losing nothi
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,20 +11,17 @@ from pathlib import Path
 from typing import NoReturn
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from bot.lifecycle import Lifecycle
 from bot.testing.fake_slack import FakeSlack, RateLimit
 from bot.testing.simulator import DcsSimulator
 from state.sqlite import SqliteStore
-from tests.bot.test_cli import PROD_ID, STOP_WITHIN, Running, free_port, wait_until
+from tests.bot.test_cli import PROD_ID, STOP_WITHIN, Running, free_port
 from tests.conftest import ALERTS, SLACK_TOKEN, bot_env
 from tests.faultproxy import FaultProxy
-
-DEFAULT_DB_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
+from tests.postgres import PgSchema
+from tests.waiting import wait_until
 
 # --- the rules, in-process -----------------------------------------------------------------------
 
@@ -201,28 +197,16 @@ def test_sigterm_while_slack_rate_limits_keeps_the_rest_in_the_outbox(
 
 
 @pytest.fixture
-def pg_behind_proxy() -> Iterator[tuple[FaultProxy, str]]:
+def pg_behind_proxy(pg_schema: PgSchema) -> Iterator[tuple[FaultProxy, str]]:
     """A fresh schema, reached through a fault proxy: (proxy, DATABASE_URL via the proxy)."""
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB_URL)
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"life_{os.urandom(6).hex()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    proxy = FaultProxy.for_url(url)
+    pg_schema.create()
+    proxy = FaultProxy.for_url(pg_schema.url)
     proxy.start()
-    joiner = "&" if "?" in url else "?"
+    via_proxy = PgSchema(proxy.url(pg_schema.url), pg_schema.name)
     try:
-        yield proxy, f"{proxy.url(url)}{joiner}options=-csearch_path%3D{schema}"
+        yield proxy, via_proxy.search_path_url
     finally:
         proxy.close()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.mark.postgres

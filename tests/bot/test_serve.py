@@ -28,10 +28,10 @@ from tests.bot.test_cli import (
     free_port,
     posted,
     run_bot,
-    wait_until,
 )
 from tests.conftest import DCS_TOKEN, SLACK_TOKEN, bot_env
 from tests.slack_requests import command_body, post_signed
+from tests.waiting import wait_until
 
 SIGNING_SECRET = "signing-secret-0123456789"  # what tests.conftest.bot_env sets
 USER, CHANNEL, SUBS = "U0ALICE", "C0QUERIES", "C0SUBSCRIBED"

@@ -19,7 +19,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,13 +32,14 @@ from psycopg import sql
 from bot.testing.fake_slack import FakeMessage, FakeSlack
 from bot.testing.simulator import DcsSimulator
 from tests.conftest import ALERTS, bot_env
+from tests.postgres import PgSchema
+from tests.waiting import poll_until
 
 #: The console script installed next to the interpreter running the tests.
 BOT = Path(sys.executable).parent / "dcs-tasks-bot"
 INTERVAL = 1
 #: One DCS token per process, so the simulator's request log tells who polled.
 TOKENS = ("drill-token-a-0123456789", "drill-token-b-0123456789", "drill-token-c-0123456789")
-DEFAULT_DB_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 OPEN_STATUSES = ("CREATED", "WAITING", "EXECUTING")
 NEXT_STATUS = {
@@ -53,17 +53,6 @@ TASK_NAMES = ("EXTEND", "BindEip", "AddReplica", "modify", "masterStandbySwapJob
 _SUMMARY = re.compile(r"^\*([^*]+)\* on ")
 _TASK_IN_CONTEXT = re.compile(r"Task `([^`]+)`")
 _TRANSITION = re.compile(r": (\S+) → (\S+)(?: after |$)")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
 
 
 # -- the processes -------------------------------------------------------------------------
@@ -457,7 +446,7 @@ def settle(ledger: Ledger, slack: FakeSlack, pending: Callable[[], int], *, time
         view = SlackView.read(slack)
         return view.ready(ledger) == set(ledger.plans) and pending() == 0
 
-    if not wait_until(done, timeout, step=0.2):
+    if not poll_until(done, timeout, step=0.2):
         return False
     time.sleep(2 * INTERVAL)
     return True
@@ -527,24 +516,11 @@ class DrillDatabase:
 
 
 @pytest.fixture
-def drill_db() -> Iterator[DrillDatabase]:
-    """An empty schema ``drill_<random>``, dropped after the test. PostgreSQL unreachable:
-    a loud skip, or a failure when ``CI=true``."""
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB_URL)
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL ({exc}): its drills cannot run"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    db = DrillDatabase(url, f"drill_{uuid.uuid4().hex[:12]}")
-    name = sql.Identifier(db.schema)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
-    yield db
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
+def drill_db(pg_schema: PgSchema) -> DrillDatabase:
+    """An empty schema of its own (tests.postgres: dropped after the test, a loud skip when
+    PostgreSQL is unreachable)."""
+    pg_schema.create()
+    return DrillDatabase(pg_schema.url, pg_schema.name)
 
 
 def run_script(

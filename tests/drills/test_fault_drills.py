@@ -29,8 +29,8 @@ from tests.drills.conftest import (
     slack_ready,
     sqlite_outbox,
     sqlite_pending,
-    wait_until,
 )
+from tests.waiting import poll_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ FAULT_KINDS = ["500", "429", "truncated", "slow"]  # "slow": 0.5 s, under the 10
 
 def started(process: PollProcess) -> PollProcess:
     """The process, once it has logged its first cycle."""
-    assert wait_until(lambda: process.cycles() > 0, 20), process.tail()
+    assert poll_until(lambda: process.cycles() > 0, 20), process.tail()
     return process
 
 
@@ -188,7 +188,7 @@ def test_a_restart_while_a_post_waits_for_its_retry_keeps_the_task_on_one_messag
     slack.fail_next("chat.postMessage", status=503, retry_after=5)
 
     task = ledger.create()
-    assert wait_until(lambda: any(d["attempts"] for d in sqlite_outbox(state)), 10), bot.tail()
+    assert poll_until(lambda: any(d["attempts"] for d in sqlite_outbox(state)), 10), bot.tail()
     bot.kill()
     ledger.advance(task)
     bot = started(launch(env, name="after-restart"))

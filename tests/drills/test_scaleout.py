@@ -30,8 +30,8 @@ from tests.drills.conftest import (
     slack_ready,
     task_requests,
     tokens_polling,
-    wait_until,
 )
+from tests.waiting import poll_until
 
 #: Generous: the lease lapses 1.5 intervals after the last renewal, and the standby's next
 #: cycle follows within about one interval (plus up to 1 s of scheduler jitter).
@@ -50,7 +50,7 @@ def wait_for_leader(db: DrillDatabase, sim: DcsSimulator, *processes: PollProces
         pid = db.lease_pid()
         return any(p.pid == pid and task_requests(sim, token=p.token) > 0 for p in processes)
 
-    assert wait_until(polled, 20), tails(*processes)
+    assert poll_until(polled, 20), tails(*processes)
     pid = db.lease_pid()
     return next(p for p in processes if p.pid == pid)
 
@@ -210,7 +210,7 @@ def test_a_restart_in_an_empty_directory_realerts_nothing(
         cwd=second_dir,
     )
     instances = len(sim.instance_ids())
-    assert wait_until(lambda: task_requests(sim, token=second.token) >= 3 * instances, 20)
+    assert poll_until(lambda: task_requests(sim, token=second.token) >= 3 * instances, 20)
     time.sleep(INTERVAL)  # the third cycle's deliveries
     new_calls = slack.calls[calls_before:]
 
@@ -239,7 +239,7 @@ def test_deliveries_a_killed_leader_had_in_hand_go_out_once_and_in_order(
     slack.fail_next("chat.postMessage", status=429, retry_after=10)
 
     tasks = [ledger.create() for _ in range(3)]
-    assert wait_until(lambda: len(slack.calls) > 0, 10), tails(leader)
+    assert poll_until(lambda: len(slack.calls) > 0, 10), tails(leader)
     held = drill_db.pending()
     lease, poll = kill_and_measure(drill_db, sim, leader, standby)
     for task in tasks:

@@ -5,7 +5,6 @@ Web API and a real SQLite store; requests signed as Slack signs them."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from handlers.deps import Deps
 from state.base import StateStore
 from tests.conftest import SLACK_TOKEN, bot_env
 from tests.slack_requests import command_body, post_signed
+from tests.waiting import wait_until
 
 SIGNING_SECRET = "signing-secret-0123456789"
 CHANNEL = "C0QUERIES"
@@ -172,13 +172,12 @@ class SlackStack:
         self, response_url: str, *, count: int = 1, wait: float = 15.0
     ) -> list[dict[str, Any]]:
         """The payloads posted to ``response_url`` once there are ``count`` (waits, bounded)."""
-        deadline = time.monotonic() + wait
-        while True:
-            posted = self.slack.responses_to(response_url)
-            if len(posted) >= count or time.monotonic() > deadline:
-                assert len(posted) >= count, f"no reply posted to {response_url}"
-                return posted
-            time.sleep(0.01)
+
+        def posted() -> list[dict[str, Any]]:
+            answers = self.slack.responses_to(response_url)
+            return answers if len(answers) >= count else []
+
+        return wait_until(posted, f"{count} replies posted to {response_url}", wait)
 
 
 def reply_text(payload: dict[str, Any]) -> str:

@@ -3,22 +3,18 @@ its own schema (``TEST_DATABASE_URL``; unreachable → skip loudly, or fail when
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from state.postgres import PostgresStore
 from state.sqlite import SqliteStore
+from tests.postgres import PgSchema
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 StoreFactory = Callable[..., Any]
@@ -43,42 +39,6 @@ class FakeClock:
 def clock() -> FakeClock:
     """A clock standing at T0 until advanced."""
     return FakeClock()
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    """A reachable PostgreSQL URL, or a loud skip (a failure in CI)."""
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_URL)
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL NOT REACHABLE at TEST_DATABASE_URL ({exc}): its tests cannot run"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return url
-
-
-@dataclass
-class PgSchema:
-    """A fresh schema name in the test database, dropped after the test."""
-
-    url: str
-    name: str = field(default_factory=lambda: f"test_{uuid.uuid4().hex[:12]}")
-
-    def drop(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.name))
-            )
-
-
-@pytest.fixture
-def pg_schema(pg_url: str) -> Iterator[PgSchema]:
-    """This test's own PostgreSQL schema."""
-    schema = PgSchema(pg_url)
-    yield schema
-    schema.drop()
 
 
 @pytest.fixture

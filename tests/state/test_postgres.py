@@ -14,7 +14,8 @@ from psycopg import sql
 
 from state.base import CycleCommit, StateError
 from state.postgres import MIGRATIONS, PostgresStore
-from tests.state.conftest import T0, FakeClock, PgSchema, StoreFactory
+from tests.postgres import PgSchema
+from tests.state.conftest import T0, FakeClock, StoreFactory
 from tests.state.test_contract import INSTANCE, post
 
 pytestmark = pytest.mark.postgres

@@ -5,7 +5,6 @@ Real SQLite file, simulator, fake Slack."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import datetime
 
 from bot.pipeline.poll import Poller
@@ -13,18 +12,9 @@ from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
 from state.sqlite import SqliteStore
 from tests.conftest import Harness
+from tests.waiting import wait_until
 
 PROD = "11111111-1111-4111-8111-111111111111"
-
-
-def wait_until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll ``check`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def task_requests(h: Harness) -> int:
@@ -98,7 +88,7 @@ def test_a_started_runner_polls_at_once_and_stops_releasing_the_lock(harness: Ha
     runner = harness.parts.runner()
     runner.start()
     try:
-        assert wait_until(lambda: len(harness.slack_calls("chat.postMessage")) == 1)
+        wait_until(lambda: len(harness.slack_calls("chat.postMessage")) == 1, "the first post")
     finally:
         runner.stop()
     other = SqliteStore(harness.state)
@@ -124,7 +114,9 @@ def test_a_standby_takes_over_when_the_poller_stops(harness: Harness) -> None:
         time.sleep(0.5)
         assert task_requests(harness) == 0
         other.release_poller("first")
-        assert wait_until(lambda: runner.is_leader and task_requests(harness) > 0, seconds=5)
+        wait_until(
+            lambda: runner.is_leader and task_requests(harness) > 0, "the standby to poll", 5
+        )
     finally:
         runner.stop()
         other.close()

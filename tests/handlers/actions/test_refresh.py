@@ -4,13 +4,13 @@ alert in place (chat.update, same ts), over real signed HTTP."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.slack.render import task_alert
 from bot.testing.fake_slack import SlackCall
 from tests.handlers.conftest import ATTEMPTS, CHANNEL, PROD_ID, SlackStack, reply_text
+from tests.waiting import wait_until
 
 PASSWORD = "Sup3r-S3cret-pw!"
 
@@ -26,11 +26,7 @@ def post_alert(stack: SlackStack, task_id: str) -> tuple[str, str]:
 
 def wait_for_update(stack: SlackStack, wait: float = 15.0) -> SlackCall:
     """The first chat.update the fake Slack received (waits, bounded)."""
-    deadline = time.monotonic() + wait
-    while not stack.slack.calls_to("chat.update"):
-        assert time.monotonic() < deadline, "no chat.update arrived"
-        time.sleep(0.01)
-    return stack.slack.calls_to("chat.update")[0]
+    return wait_until(lambda: stack.slack.calls_to("chat.update"), "a chat.update", wait)[0]
 
 
 def value_of(instance_id: str, task_id: str) -> str:
