@@ -27,9 +27,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from bot.testing.loopback import LoopbackHTTPServer, Serving
 
 __all__ = ["FakeMessage", "FakeSlack", "RateLimit", "SlackCall"]
 
@@ -150,44 +152,32 @@ class FakeSlack:
         self._ts = itertools.count(_FIRST_TS + 100, 100)
         self._response_ids = itertools.count(1)
         self._response_posts: list[tuple[str, dict[str, Any]]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
         self.url = ""
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> str:
         """Serve on a free loopback port; return the Web API base URL (ends with ``/api/``)."""
-        if self._server is not None:
+        if self._serving is not None:
             return self.url
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        # A short poll interval makes stop() quick; the cost is a few idle wakeups.
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.02,), name="fake-slack", daemon=True
-        )
-        self._thread.start()
+        server = LoopbackHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._serving = Serving(server, name="fake-slack")
         self.url = f"{self.root}{_API_PREFIX.lstrip('/')}"
         return self.url
 
     @property
     def root(self) -> str:
         """``http://127.0.0.1:PORT/`` of the running server."""
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("FakeSlack is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return f"{self._serving.url}/"
 
     def stop(self) -> None:
         """Stop serving and free the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
 
     def __enter__(self) -> FakeSlack:
         self.start()

@@ -34,13 +34,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import httpx
 
 from bot.testing.aksk import verify_signed_request
+from bot.testing.loopback import LoopbackHTTPServer, Serving
 
 logger = logging.getLogger("bot.testing.simulator")
 
@@ -223,10 +224,7 @@ def _get(data: object, *keys: str) -> object:
     return data
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's 5 drops handshakes when a poller opens 32 at once
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], sim: DcsSimulator) -> None:
         self.sim = sim
         super().__init__(address, _Handler)
@@ -315,46 +313,32 @@ class DcsSimulator:
         self._faults: list[_Fault] = []
         self._fault_rate = 0.0
         self._fault_kinds: tuple[str, ...] = ()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
         self._stopping = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = any free port) in a daemon thread; return the base URL."""
-        if self._server is not None:
+        if self._serving is not None:
             return self.url
         self._stopping.clear()
-        self._server = _Server((host, port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="dcs-simulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serving = Serving(_Server((host, port), self), name="dcs-simulator")
         return self.url
 
     def stop(self) -> None:
         """Stop serving; stalled (``slow``) requests are released."""
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
 
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:8123`` (the simulator must be started)."""
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("the DCS simulator is not running")
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}"
+        return self._serving.url
 
     @property
     def auth_url(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +32,7 @@ from bot.dcs.auth import (
 )
 from bot.dcs.errors import DcsAuthError, DcsBadResponseError, DcsError, DcsUnavailableError
 from bot.testing.aksk import verify_signed_request
+from bot.testing.loopback import LoopbackHTTPServer, Serving
 from bot.wiring import dcs_auth
 
 # The official published example (API signing guide).
@@ -347,29 +348,11 @@ def test_unsigned_payload_from_the_official_sdk_verifies() -> None:
     assert reason is None
 
 
-@dataclass
-class LoopbackServer:
-    """A real HTTP server on 127.0.0.1, port 0, served by a daemon thread."""
-
-    server: ThreadingHTTPServer
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def serve(handler: type[BaseHTTPRequestHandler], state: Any = None) -> LoopbackServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+def serve(handler: type[BaseHTTPRequestHandler], state: Any = None) -> Serving:
+    """``handler`` served on a loopback port, with ``state`` for it to read."""
+    server = LoopbackHTTPServer(("127.0.0.1", 0), handler)
     server.state = state  # type: ignore[attr-defined]  # read by the handlers below
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return LoopbackServer(server, thread)
+    return Serving(server, name="test-auth")
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -410,7 +393,7 @@ class VerifyingHandler(QuietHandler):
 
 
 @pytest.fixture
-def verifying_server() -> Iterator[LoopbackServer]:
+def verifying_server() -> Iterator[Serving]:
     server = serve(VerifyingHandler)
     yield server
     server.stop()
@@ -418,7 +401,7 @@ def verifying_server() -> Iterator[LoopbackServer]:
 
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
 def test_signed_requests_verify_after_a_real_round_trip(
-    verifying_server: LoopbackServer, method: str
+    verifying_server: Serving, method: str
 ) -> None:
     """Requests sent by an httpx.Client with AkSkAuth verify on a real server: nothing changed."""
     with httpx.Client(base_url=verifying_server.url, auth=AkSkAuth(VECTOR_AK, VECTOR_SK)) as c:
@@ -432,7 +415,7 @@ def test_signed_requests_verify_after_a_real_round_trip(
     assert response.status_code == 200
 
 
-def test_unsigned_request_is_refused_by_a_real_server(verifying_server: LoopbackServer) -> None:
+def test_unsigned_request_is_refused_by_a_real_server(verifying_server: Serving) -> None:
     """Without AkSkAuth the loopback server answers 401 (the round-trip test can fail)."""
     response = httpx.get(verifying_server.url + "/v2/x")
     assert response.status_code == 401
@@ -520,7 +503,7 @@ class IamHandler(QuietHandler):
 
 
 @pytest.fixture
-def iam() -> Iterator[tuple[LoopbackServer, IamState]]:
+def iam() -> Iterator[tuple[Serving, IamState]]:
     state = IamState()
     server = serve(IamHandler, state)
     yield server, state
@@ -528,7 +511,7 @@ def iam() -> Iterator[tuple[LoopbackServer, IamState]]:
 
 
 def iam_auth(
-    server: LoopbackServer,
+    server: Serving,
     clock: FakeClock | None = None,
     password: str = PASSWORD,
     **kwargs: Any,
@@ -544,7 +527,7 @@ def iam_auth(
     )
 
 
-def test_token_is_fetched_once_and_cached(iam: tuple[LoopbackServer, IamState]) -> None:
+def test_token_is_fetched_once_and_cached(iam: tuple[Serving, IamState]) -> None:
     """Several requests share one token fetched once, sent as X-Auth-Token."""
     server, state = iam
     with httpx.Client(base_url=server.url, auth=iam_auth(server)) as client:
@@ -553,7 +536,7 @@ def test_token_is_fetched_once_and_cached(iam: tuple[LoopbackServer, IamState]) 
     assert answers == [{"token": state.token(1)}] * 3
 
 
-def test_token_is_fetched_again_near_expiry(iam: tuple[LoopbackServer, IamState]) -> None:
+def test_token_is_fetched_again_near_expiry(iam: tuple[Serving, IamState]) -> None:
     """The token is reused until refresh_margin before expires_at, then fetched again."""
     server, state = iam
     clock = FakeClock()
@@ -568,7 +551,7 @@ def test_token_is_fetched_again_near_expiry(iam: tuple[LoopbackServer, IamState]
 
 
 def test_a_401_fetches_a_new_token_once_and_succeeds(
-    iam: tuple[LoopbackServer, IamState],
+    iam: tuple[Serving, IamState],
 ) -> None:
     """When the API refuses the cached token, one new token is fetched and the request repeated."""
     server, state = iam
@@ -581,7 +564,7 @@ def test_a_401_fetches_a_new_token_once_and_succeeds(
     assert state.fetches == 2
 
 
-def test_a_second_401_is_returned_without_looping(iam: tuple[LoopbackServer, IamState]) -> None:
+def test_a_second_401_is_returned_without_looping(iam: tuple[Serving, IamState]) -> None:
     """If the fresh token is refused too, the 401 comes back and no third token is fetched."""
     server, state = iam
     state.reject_all_tokens = True
@@ -591,7 +574,7 @@ def test_a_second_401_is_returned_without_looping(iam: tuple[LoopbackServer, Iam
     assert state.fetches == 2
 
 
-def test_concurrent_requests_fetch_one_token(iam: tuple[LoopbackServer, IamState]) -> None:
+def test_concurrent_requests_fetch_one_token(iam: tuple[Serving, IamState]) -> None:
     """Threads asking for a token at the same time wait for one fetch instead of each fetching."""
     server, state = iam
     state.fetch_gate = threading.Event()
@@ -613,7 +596,7 @@ def test_concurrent_requests_fetch_one_token(iam: tuple[LoopbackServer, IamState
     ],
 )
 def test_token_request_body(
-    iam: tuple[LoopbackServer, IamState], kwargs: dict[str, Any], scope: dict[str, Any]
+    iam: tuple[Serving, IamState], kwargs: dict[str, Any], scope: dict[str, Any]
 ) -> None:
     """The token request is a password login of the user in its domain, scoped to the project."""
     server, state = iam
@@ -644,7 +627,7 @@ def test_iam_needs_a_project_scope() -> None:
 
 
 def test_missing_expires_at_uses_the_default_lifetime(
-    iam: tuple[LoopbackServer, IamState],
+    iam: tuple[Serving, IamState],
 ) -> None:
     """A token without a readable expires_at is kept for default_lifetime, then refreshed."""
     server, state = iam
@@ -661,7 +644,7 @@ def test_missing_expires_at_uses_the_default_lifetime(
 
 
 def _closed_port_url() -> str:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), QuietHandler)
     port = server.server_address[1]
     server.server_close()
     return f"http://127.0.0.1:{port}/v3"
@@ -678,7 +661,7 @@ def _closed_port_url() -> str:
     ],
 )
 def test_failed_token_fetch_raises_a_dcs_error(
-    iam: tuple[LoopbackServer, IamState], setup: dict[str, Any], error: type[DcsError], words: str
+    iam: tuple[Serving, IamState], setup: dict[str, Any], error: type[DcsError], words: str
 ) -> None:
     """IAM refusing, failing or answering without a token raises the matching DcsError."""
     server, state = iam
@@ -701,7 +684,7 @@ def test_unreachable_iam_raises_unavailable() -> None:
 
 
 def test_wrong_password_error_never_shows_the_password(
-    iam: tuple[LoopbackServer, IamState],
+    iam: tuple[Serving, IamState],
 ) -> None:
     """A refused login raises DcsAuthError (401) that names the user but not the password."""
     server, _ = iam
@@ -716,7 +699,7 @@ def test_wrong_password_error_never_shows_the_password(
 # --- Ready token and choice by settings ----------------------------------------------------
 
 
-def test_ready_token_is_sent_as_x_auth_token(iam: tuple[LoopbackServer, IamState]) -> None:
+def test_ready_token_is_sent_as_x_auth_token(iam: tuple[Serving, IamState]) -> None:
     """TokenAuth sends its token as X-Auth-Token unchanged."""
     server, state = iam
     state.valid.add("ready-token-value")
@@ -736,7 +719,7 @@ TOKEN_ENV = {"DCS_AUTH_TOKEN": "ready-token-value"}
 
 
 def test_dcs_auth_fetches_tokens_with_the_factory_client(
-    iam: tuple[LoopbackServer, IamState],
+    iam: tuple[Serving, IamState],
 ) -> None:
     """dcs_auth's IAM auth fetches tokens through the client made by client_factory."""
     server, state = iam
@@ -749,7 +732,7 @@ def test_dcs_auth_fetches_tokens_with_the_factory_client(
     assert state.headers[0].get("X-Made-By") == "factory"
 
 
-def test_no_secret_in_any_repr_or_error(iam: tuple[LoopbackServer, IamState]) -> None:
+def test_no_secret_in_any_repr_or_error(iam: tuple[Serving, IamState]) -> None:
     """No SK, password or token shows in the repr of any auth or in any error message."""
     server, state = iam
     iam_ok = iam_auth(server)
