@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -99,12 +100,19 @@ def _secrets(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in values if v is not None]
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Entry point of the ``dcs-tasks-bot`` console script."""
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    sleep: Callable[[float], object] | None = None,
+) -> int:
+    """Entry point of the ``dcs-tasks-bot`` console script. ``sleep`` is how ``tasks`` waits
+    between DCS retries and ``demo`` between steps (tests running ``main`` in-process skip
+    those waits)."""
     args = make_parser().parse_args(argv)
     env = os.environ if environ is None else environ
     try:
-        return _dispatch(args, env)
+        return _dispatch(args, env, sleep)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"configuration: {problem}", file=sys.stderr)
@@ -125,13 +133,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 130
 
 
-def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _dispatch(
+    args: argparse.Namespace, env: Mapping[str, str], sleep: Callable[[float], object] | None
+) -> int:
     command: str = args.command
     if command == "demo":
         from bot.demo import run_demo
 
         configure_logging("WARNING")
-        return run_demo(Console())
+        return run_demo(Console(), sleep=sleep or time.sleep)
     if command == "simulate":
         return _simulate(args.port)
 
@@ -145,7 +155,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if command == "poll":
         return _poll(settings, once=args.once, dry_run=args.dry_run)
     if command == "tasks":
-        return _tasks(settings, args)
+        return _tasks(settings, args, sleep)
     if command == "check":
         from bot.check import run_checks
 
@@ -230,8 +240,10 @@ def _dry_run(settings: Settings) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _tasks(settings: Settings, args: argparse.Namespace) -> int:
-    http, dcs = dcs_client(settings)
+def _tasks(
+    settings: Settings, args: argparse.Namespace, sleep: Callable[[float], object] | None
+) -> int:
+    http, dcs = dcs_client(settings, sleep=sleep)
     with http:
         wanted = [args.instance] if args.instance else list(settings.instances)
         instances = dcs.resolve_instances(wanted)

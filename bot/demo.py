@@ -60,8 +60,11 @@ def demo_simulator(port: int = 0) -> Iterator[DcsSimulator]:
         sim.stop()
 
 
-def run_demo(console: Console, *, pause: float = 0.6) -> int:
-    """Play the scripted story and render every Slack call; 0 when it ran through."""
+def run_demo(
+    console: Console, *, pause: float = 0.6, sleep: Callable[[float], object] = time.sleep
+) -> int:
+    """Play the scripted story and render every Slack call, ``sleep(pause)`` after each step
+    so a reader can follow; 0 when it ran through."""
     with (
         demo_simulator() as sim,
         FakeSlack(token=DEMO_SLACK_TOKEN) as slack,
@@ -69,7 +72,7 @@ def run_demo(console: Console, *, pause: float = 0.6) -> int:
     ):
         parts = build(demo_settings(sim, slack, Path(scratch)))
         try:
-            story = _Story(console, parts, slack, pause)
+            story = _Story(console, parts, slack, lambda: sleep(pause))
             ids = {i.name: i.instance_id for i in sim_instances(parts)}
             for title, action in demo_script(sim, ids):
                 story.step(title, action)
@@ -168,7 +171,9 @@ def sim_instances(parts: Components) -> list[Instance]:
 
 
 class _Story:
-    def __init__(self, console: Console, parts: Components, slack: FakeSlack, pause: float):
+    def __init__(
+        self, console: Console, parts: Components, slack: FakeSlack, pause: Callable[[], object]
+    ):
         self._console, self._parts, self._slack, self._pause = console, parts, slack, pause
         self._shown = 0
 
@@ -198,7 +203,7 @@ class _Story:
             )
         if not shown:
             self._console.print("[dim](no Slack calls)[/dim]")
-        time.sleep(self._pause)
+        self._pause()
 
 
 def _blocks(value: object) -> list[dict[str, object]]:

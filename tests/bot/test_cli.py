@@ -1,10 +1,14 @@
-"""Tests for bot.cli: ``dcs-tasks-bot`` run as a real subprocess against the DCS simulator and the
-fake Slack on loopback, with an explicit environment (nothing inherited, so no secret leaks in)."""
+"""Tests for bot.cli: ``dcs-tasks-bot`` run as a real subprocess (or, for commands that end on
+their own, ``bot.cli.main`` in this process) against the DCS simulator and the fake Slack on
+loopback, with an explicit environment (nothing inherited, so no secret leaks in)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
+import logging
 import os
 import re
 import signal
@@ -21,6 +25,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from bot.cli import main
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
 from tests.conftest import ALERTS, DCS_TOKEN, SLACK_TOKEN, bot_env
@@ -47,6 +52,30 @@ def bot_command(*args: str) -> list[str]:
     if SCRIPT.exists():
         return [str(SCRIPT), *args]
     return [sys.executable, "-m", "bot.cli", *args]
+
+
+def run_main(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``bot.cli.main`` in this process, given exactly ``env``: what a run prints and its status.
+
+    For commands that end on their own and need no process of their own (no signals, no exit
+    code of the interpreter): it saves starting an interpreter per test, and DCS retries do not
+    wait. The logging set up by the command is undone afterwards.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(list(args), environ=dict(env), sleep=lambda _: None)
+            except SystemExit as exc:  # argparse's usage errors
+                status = int(exc.code or 0)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return subprocess.CompletedProcess(
+        ["dcs-tasks-bot", *args], status, out.getvalue(), err.getvalue()
+    )
 
 
 def base_env() -> dict[str, str]:
@@ -221,7 +250,7 @@ def test_tasks_json_lists_every_task_of_a_1200_task_instance(
 
     args = ["tasks", "cache-prod", "--json", "--limit", "0", "--since", "7d"]
 
-    result = run_bot(*args, env=make_env(secured), cwd=tmp_path)
+    result = run_main(*args, env=make_env(secured))
 
     assert result.returncode == 0, result.stderr
     tasks = json.loads(result.stdout)
@@ -247,8 +276,8 @@ def test_tasks_never_shows_params(
     )
     env = bot_env(simulator, slack, tmp_path / "state.sqlite")
 
-    as_json = run_bot("tasks", "--json", env=env, cwd=tmp_path)
-    table = run_bot("tasks", env=env, cwd=tmp_path)
+    as_json = run_main("tasks", "--json", env=env)
+    table = run_main("tasks", env=env)
 
     assert [t["id"] for t in json.loads(as_json.stdout)] == [task_id]
     assert "params" not in json.loads(as_json.stdout)[0]
@@ -302,7 +331,7 @@ def test_tasks_table_filters(
     footer: str | None,
 ) -> None:
     """The table shows the tasks the filters select, newest first, with instance names."""
-    result = run_bot("tasks", *args, env=bot_env(simulator, slack, tmp_path / "s"), cwd=tmp_path)
+    result = run_main("tasks", *args, env=bot_env(simulator, slack, tmp_path / "s"))
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -322,7 +351,7 @@ def test_tasks_without_instance_reads_the_watched_ones(
     """Without INSTANCE, ``tasks`` reads the instances DCS_INSTANCES names, not the others."""
     env = bot_env(simulator, slack, tmp_path / "s", DCS_INSTANCES="cache-stage")
 
-    result = run_bot("tasks", "--json", "--since", "7d", env=env, cwd=tmp_path)
+    result = run_main("tasks", "--json", "--since", "7d", env=env)
 
     assert result.returncode == 0, result.stderr
     assert [t["id"] for t in json.loads(result.stdout)] == [
@@ -374,7 +403,7 @@ def test_configuration_problems_exit_2_with_one_line_each(
 ) -> None:
     """A missing or malformed variable stops the command with status 2 and one line per problem
     naming the variable and an example; no traceback, no secret echoed."""
-    result = run_bot(*args, env=env, cwd=tmp_path)
+    result = run_main(*args, env=env)
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -388,8 +417,8 @@ def test_configuration_problems_exit_2_with_one_line_each(
 
 def test_bad_arguments_get_usage_and_status_2(tmp_path: Path) -> None:
     """A malformed --since or --limit is refused by the parser with the reason."""
-    since = run_bot("tasks", "--since", "soon", env=FULL_DCS, cwd=tmp_path)
-    limit = run_bot("tasks", "--limit", "-1", env=FULL_DCS, cwd=tmp_path)
+    since = run_main("tasks", "--since", "soon", env=FULL_DCS)
+    limit = run_main("tasks", "--limit", "-1", env=FULL_DCS)
 
     assert (since.returncode, limit.returncode) == (2, 2)
     assert "--since: use a duration such as 90m, 24h or 7d" in since.stderr
@@ -445,7 +474,7 @@ def test_dcs_failures_end_in_one_clean_line(
     else:
         secured.inject("not_json", count=100)
 
-    result = run_bot(*args, env=env, cwd=tmp_path)
+    result = run_main(*args, env=env)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -463,7 +492,7 @@ def test_tasks_of_an_instance_that_fails_still_lists_the_others(
     stderr, and the status is 1."""
     simulator.inject("500", count=100, path_contains=STAGE_ID)
 
-    result = run_bot("tasks", "--json", env=bot_env(simulator, slack, tmp_path / "s"), cwd=tmp_path)
+    result = run_main("tasks", "--json", env=bot_env(simulator, slack, tmp_path / "s"))
 
     assert result.returncode == 1
     assert [t["id"] for t in json.loads(result.stdout)] == [
@@ -618,9 +647,14 @@ def test_poll_stops_cleanly_on_sigterm(
 # --- demo and simulate -------------------------------------------------------------------------
 
 
-def test_demo_plays_the_story_without_credentials(tmp_path: Path) -> None:
+def test_demo_plays_the_story_without_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``demo`` needs no configuration, runs to the end with status 0 and shows the story."""
-    result = run_bot("demo", env={}, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")  # as base_env: rich renders wide, no phrase is wrapped
+
+    result = run_main("demo", env={})
 
     assert result.returncode == 0, result.stderr
     for step in (
@@ -652,7 +686,7 @@ def test_simulate_serves_the_demo_instances_until_sigterm(
         headers={"X-Auth-Token": printed["DCS_AUTH_TOKEN"]},
         timeout=10,
     )
-    listed = run_bot("tasks", "--json", "--since", "7d", env=printed, cwd=tmp_path)
+    listed = run_main("tasks", "--json", "--since", "7d", env=printed)
 
     assert printed["DCS_ENDPOINT"] == f"http://127.0.0.1:{port}"
     assert answer.status_code == 200
