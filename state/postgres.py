@@ -33,6 +33,7 @@ from state.base import (
     DurationStats,
     Extras,
     InstanceCursor,
+    LeaseLostError,
     Mute,
     MutedAlert,
     NewDelivery,
@@ -42,6 +43,7 @@ from state.base import (
     TaskReport,
 )
 from state.deadline import Probe
+from state.fence import Fence
 from state.rows import (
     cursor_from,
     delivery_from,
@@ -151,6 +153,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE once_keys (key text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
         "CREATE INDEX tasks_by_start ON tasks ((coalesce(created_at, first_seen_at)))",
     ),
+    # 4: the poller lease's fencing token, bumped whenever the lease changes hands.
+    ("ALTER TABLE poller_lease ADD COLUMN epoch bigint NOT NULL DEFAULT 1",),
 )
 
 _INSERT_TASK: Final = """
@@ -232,11 +236,16 @@ _REPORT: Final = """
     FROM tasks
     WHERE coalesce(created_at, first_seen_at) >= %s
       AND (%s::text IS NULL OR instance_id = %s)"""
+# The epoch (fencing token) grows whenever the lease changes hands; released leases stay as rows
+# (expired), so an epoch is never handed out twice.
 _ACQUIRE: Final = """
-    INSERT INTO poller_lease (name, owner, expires_at) VALUES ('poller', %(owner)s, %(until)s)
-    ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+    INSERT INTO poller_lease (name, owner, expires_at, epoch)
+    VALUES ('poller', %(owner)s, %(until)s, 1)
+    ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at,
+        epoch = poller_lease.epoch + (poller_lease.owner <> EXCLUDED.owner)::int
     WHERE poller_lease.owner = EXCLUDED.owner OR poller_lease.expires_at <= %(now)s
-    RETURNING owner"""
+    RETURNING owner, epoch"""
+_FENCE: Final = "SELECT owner, epoch FROM poller_lease WHERE name = 'poller' FOR SHARE"
 
 
 def _dumps(value: Any) -> str:
@@ -309,6 +318,7 @@ class PostgresStore:
         self._clock = clock
         self._claimer = uuid.uuid4().hex
         self._lease_owner: str | None = None
+        self._fence = Fence()
         self._probe = Probe(f"PostgreSQL {self.url}")
         with self._errors("connecting"), psycopg.connect(**params) as conn:
             self._configure(conn)
@@ -458,6 +468,7 @@ class PostgresStore:
         one transaction."""
         created = self._clock()
         with self._transaction("committing a poll cycle") as cur:
+            self._check_fence(cur)
             if commit.tasks:
                 cur.executemany(_UPSERT_TASK, [_task_params(t) for t in commit.tasks])
             if commit.cursors:
@@ -554,8 +565,24 @@ class PostgresStore:
         ``claim_seconds`` past ``now``."""
         args = {"now": now, "limit": limit, "until": now + self._claim, "by": self._claimer}
         with self._transaction("claiming deliveries") as cur:
+            self._check_fence(cur)
             cur.execute(_CLAIM, args)
             return sorted((delivery_from(row, _utc) for row in cur), key=lambda d: d.id)
+
+    def _check_fence(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
+        """In the caller's transaction: refuse when the lease this thread took has changed
+        hands since (the row stays share-locked, so it cannot change until the commit)."""
+        token = self._fence.token()
+        if token is None:
+            return
+        cur.execute(_FENCE)
+        row = cur.fetchone()
+        if row is None or row["epoch"] != token:
+            holder = f"{row['owner']} (epoch {row['epoch']})" if row else "nobody"
+            raise LeaseLostError(
+                f"PostgreSQL {self.url}: the poller lease is now held by {holder}; "
+                "nothing was written"
+            )
 
     def all_deliveries(self) -> list[Delivery]:
         """Every delivery still in the outbox, due or not (for migration)."""
@@ -800,7 +827,8 @@ class PostgresStore:
         now = self._clock()
         with self._transaction("taking the poller lease") as cur:
             cur.execute(_ACQUIRE, {"owner": owner, "now": now, "until": now + self._lease})
-            held = cur.fetchone() is not None
+            lease = cur.fetchone()
+            held = lease is not None
             if held and self._lease_owner != owner:
                 # A new poller: the previous one's lease ran out (it died), and only the poller
                 # delivers, so its claims are stale: free them now rather than at claim end.
@@ -809,18 +837,25 @@ class PostgresStore:
                     " WHERE claimed_by <> %s",
                     (self._claimer,),
                 )
-        if held:
+        if lease is not None:
             self._lease_owner = owner
-        elif self._lease_owner == owner:
-            self._lease_owner = None
+            self._fence.held(int(lease["epoch"]))
+        else:
+            if self._lease_owner == owner:
+                self._lease_owner = None
+            self._fence.lost()
         return held
 
     def release_poller(self, owner: str) -> None:
         """Give up the poller lease (only its owner's)."""
         with self._transaction("releasing the poller lease") as cur:
-            cur.execute("DELETE FROM poller_lease WHERE owner = %s", (owner,))
+            # Expired, not deleted: the row keeps the epoch, so no later lease reuses it.
+            cur.execute(
+                "UPDATE poller_lease SET expires_at = '-infinity' WHERE owner = %s", (owner,)
+            )
         if self._lease_owner == owner:
             self._lease_owner = None
+            self._fence.released()
 
     def import_state(
         self,

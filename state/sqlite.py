@@ -50,6 +50,7 @@ from state.base import (
     DurationStats,
     Extras,
     InstanceCursor,
+    LeaseLostError,
     Mute,
     MutedAlert,
     NewDelivery,
@@ -59,6 +60,7 @@ from state.base import (
     TaskReport,
 )
 from state.deadline import Probe
+from state.fence import Fence
 from state.rows import (
     cursor_from,
     delivery_from,
@@ -75,6 +77,7 @@ FORMAT_VERSION: Final = 1
 _FORMAT_KEY: Final = "sys:format"
 _STORE_ID_KEY: Final = "sys:store_id"
 _NEXT_ID_KEY: Final = "sys:next_delivery_id"
+_EPOCH_KEY: Final = "sys:poller_epoch"
 _NEXT_MUTE_KEY: Final = "sys:next_mute_id"
 _PAGE: Final = 1000
 
@@ -272,6 +275,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._claims: dict[int, datetime] = {}
         self._lock_fd: int | None = None
+        self._fence = Fence()
         self._probe = Probe(f"state file {self.path}")
         if not self.path.parent.is_dir():
             raise StateError(f"state file {self.path}: directory {self.path.parent} does not exist")
@@ -359,14 +363,34 @@ class SqliteStore:
     def _get(self, key: str, default: Any = None) -> Any:
         return self._conn.get(key, default)
 
-    def _write(self, items: Mapping[str, Any], deletes: Iterable[str] = ()) -> None:
-        """Write and delete in one sqlite transaction (values are all encoded before any write)."""
+    def _write(
+        self, items: Mapping[str, Any], deletes: Iterable[str] = (), *, fenced: bool = False
+    ) -> None:
+        """Write and delete in one sqlite transaction (values are all encoded before any write).
+
+        ``fenced``: after the writes, while this transaction holds the file's write lock, check
+        the poller lease's epoch; the caller's ``_op`` rolls everything back when it changed.
+        """
         db = self._conn
         db.update(items)
         keys = [(key,) for key in deletes]
         if keys:
             db.conn.executemany('DELETE FROM "state" WHERE key = ?', keys)
+        if fenced:
+            self._check_fence()
         db.commit()
+
+    def _check_fence(self) -> None:
+        """Refuse when the lease this thread took has changed hands since."""
+        token = self._fence.token()
+        if token is None:
+            return
+        stored = self._get(_EPOCH_KEY)
+        if stored != token:
+            raise LeaseLostError(
+                f"state file {self.path}: the poller lease was taken by another process "
+                f"(epoch {stored}, this one held {token}); nothing was written"
+            )
 
     def _scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         """Key/value pairs whose key starts with ``prefix``, in key order, a page at a time
@@ -479,7 +503,7 @@ class SqliteStore:
                 items[f"meta:{key}"] = value
             self._delivery_items(commit.deliveries, items)
             self._extra_items(commit, items)
-            self._write(items, deletes=closed)
+            self._write(items, deletes=closed, fenced=True)
 
     def _delivery_items(self, deliveries: Iterable[NewDelivery], items: dict[str, Any]) -> None:
         """Add outbox rows for ``deliveries`` to ``items`` (to be written in one transaction)."""
@@ -532,6 +556,7 @@ class SqliteStore:
         due or is claimed, so a channel's order survives a restart (an update never overtakes
         its post)."""
         with self._op("reading deliveries"):
+            self._check_fence()
             out: list[Delivery] = []
             waiting: set[str] = set()
             for _, data in self._scan("out:"):
@@ -769,7 +794,7 @@ class SqliteStore:
         share one file through two paths to it."""
         with self._lock:
             if self._lock_fd is not None:
-                return True
+                return self._renew()
             lock_path = f"{self.path.resolve()}.lock"
             try:
                 fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -783,7 +808,31 @@ class SqliteStore:
             os.ftruncate(fd, 0)
             os.write(fd, f"{owner} pid={os.getpid()}\n".encode())
             self._lock_fd = fd
+            try:
+                with self._op("taking the poller lease", write=True):
+                    epoch = int(self._get(_EPOCH_KEY, 0)) + 1
+                    self._write({_EPOCH_KEY: epoch})
+            except BaseException:
+                self.release_poller(owner)
+                raise
+            self._fence.held(epoch)
             return True
+
+    def _renew(self) -> bool:
+        """Still the poller? Only if no other process took the lease since (through a lock
+        file that was deleted and made again, or a file system without working flock)."""
+        with self._op("renewing the poller lease"):
+            stored = self._get(_EPOCH_KEY)
+        held = self._fence.held_epoch()
+        if held is not None and stored == held:
+            self._fence.held(held)  # this thread works under the lease from now on
+            return True
+        assert self._lock_fd is not None
+        fd, self._lock_fd = self._lock_fd, None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        self._fence.lost()
+        return False
 
     def release_poller(self, owner: str) -> None:
         """Give up the poller lock (the lock file stays: deleting it would race)."""
@@ -792,6 +841,7 @@ class SqliteStore:
                 fd, self._lock_fd = self._lock_fd, None
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+                self._fence.released()
 
     def ping(self, timeout: float = 1.0) -> None:
         """Raise StateError unless the file answers a read within ``timeout`` seconds."""

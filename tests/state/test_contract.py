@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -11,13 +12,15 @@ import pytest
 from state.base import (
     CycleCommit,
     InstanceCursor,
+    LeaseLostError,
     NewDelivery,
     StateError,
     StateStore,
     Subscription,
     TaskRecord,
 )
-from tests.state.conftest import T0, AnyStore, StoreFactory
+from state.sqlite import SqliteStore
+from tests.state.conftest import T0, AnyStore, FakeClock, StoreFactory
 
 INSTANCE = "11111111-1111-4111-8111-111111111111"
 OTHER = "22222222-2222-4222-8222-222222222222"
@@ -404,3 +407,107 @@ def test_ping_answers_while_open_and_fails_once_closed(make_store: StoreFactory)
     store.close()
     with pytest.raises(StateError):
         store.ping()
+
+
+def take_over(first: AnyStore, make_store: StoreFactory, clock: FakeClock) -> AnyStore:
+    """Another process takes the poller lease from ``first`` without ``first`` noticing: its
+    PostgreSQL lease runs out during a long pause, or its SQLite lock file is deleted."""
+    if isinstance(first, SqliteStore):
+        (first.path.parent / f"{first.path.name}.lock").unlink()
+    else:
+        clock.advance(121)  # past the default 120 s lease
+    second: AnyStore = make_store()
+    assert second.acquire_poller("second") is True
+    return second
+
+
+def test_a_poller_that_lost_its_lease_cannot_commit_a_cycle(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """Fencing: once another process took the lease, the old holder's commit_cycle raises
+    LeaseLostError and writes nothing of the cycle; the new holder commits."""
+    first: AnyStore = make_store()
+    assert first.acquire_poller("first") is True
+    first.commit_cycle(CycleCommit(tasks=[record("t0")]))
+    second = take_over(first, make_store, clock)
+
+    with pytest.raises(LeaseLostError):
+        first.commit_cycle(
+            CycleCommit(tasks=[record("t1")], deliveries=[post("t1")], meta={"k": 1})
+        )
+
+    assert set(second.tasks_of(INSTANCE)) == {"t0"}
+    assert second.count_pending() == 0
+    assert second.get_meta("k") is None
+    second.commit_cycle(CycleCommit(tasks=[record("t2")], deliveries=[post("t2")]))
+    assert set(second.tasks_of(INSTANCE)) == {"t0", "t2"}
+
+
+def test_a_poller_that_lost_its_lease_cannot_claim_deliveries(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """Fencing: the old holder's pending_deliveries raises LeaseLostError and claims nothing;
+    the new holder gets every delivery."""
+    first: AnyStore = make_store()
+    assert first.acquire_poller("first") is True
+    first.commit_cycle(CycleCommit(deliveries=[post("t1"), post("t2")]))
+    second = take_over(first, make_store, clock)
+
+    with pytest.raises(LeaseLostError):
+        first.pending_deliveries(clock.now)
+
+    assert [d.task_id for d in second.pending_deliveries(clock.now)] == ["t1", "t2"]
+
+
+def test_the_old_holder_learns_it_lost_the_lease_and_stays_fenced(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """Renewing a lease another process took fails, and the old holder stays fenced (even a
+    write that never asked for the lease again is refused) until it takes the lease back."""
+    first: AnyStore = make_store()
+    assert first.acquire_poller("first") is True
+    second = take_over(first, make_store, clock)
+
+    assert first.acquire_poller("first") is False
+    with pytest.raises(LeaseLostError):
+        first.commit_cycle(CycleCommit(tasks=[record("t1")]))
+    second.release_poller("second")
+    assert first.acquire_poller("first") is True
+    first.commit_cycle(CycleCommit(tasks=[record("t1")]))
+    assert set(second.tasks_of(INSTANCE)) == {"t1"}
+
+
+def test_a_store_that_never_took_the_lease_is_not_fenced(make_store: StoreFactory) -> None:
+    """Tools and one-off commands that never poll commit without a lease."""
+    tool: AnyStore = make_store()
+    holder: AnyStore = make_store()
+    assert holder.acquire_poller("poller") is True
+    tool.commit_cycle(CycleCommit(tasks=[record("t1")], deliveries=[post("t1")]))
+    assert tool.count_pending() == 1
+
+
+def test_a_cycle_begun_under_a_lost_lease_stays_fenced_when_another_thread_retakes_it(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """The token is the one the cycle's thread took: when the lease changed hands and a
+    heartbeat on another thread took it back, the cycle that began before still writes nothing,
+    until its own thread renews the lease."""
+    first: AnyStore = make_store()
+    assert first.acquire_poller("first") is True  # the cycle's thread
+    second = take_over(first, make_store, clock)
+    second.release_poller("second")
+    retaken: list[bool] = []
+    heartbeat = threading.Thread(
+        target=lambda: retaken.append(
+            first.acquire_poller("first") or first.acquire_poller("first")
+        )
+    )
+    heartbeat.start()
+    heartbeat.join()
+    assert retaken == [True]
+
+    with pytest.raises(LeaseLostError):
+        first.commit_cycle(CycleCommit(tasks=[record("t1")]))
+    assert first.acquire_poller("first") is True
+    first.commit_cycle(CycleCommit(tasks=[record("t1")]))
+    assert set(first.tasks_of(INSTANCE)) == {"t1"}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 
+from bot.dcs.models import Task
 from bot.pipeline.poll import Poller
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
@@ -120,3 +122,51 @@ def test_a_standby_takes_over_when_the_poller_stops(harness: Harness) -> None:
     finally:
         runner.stop()
         other.close()
+
+
+class Usurped:
+    """DCS as the poller sees it while it pauses mid-cycle: during the fetch, another process
+    takes the lease (the lock file was deleted, a new poller locked a new one)."""
+
+    def __init__(self, dcs: Poller, state: Path) -> None:
+        self._dcs, self._state = dcs, state
+        self.usurper: SqliteStore | None = None
+
+    def list_tasks(self, instance_id: str, **window: datetime | None) -> list[Task]:
+        if self.usurper is None:
+            Path(f"{self._state}.lock").unlink()
+            self.usurper = SqliteStore(self._state)
+            assert self.usurper.acquire_poller("usurper")
+        tasks: list[Task] = self._dcs.list_tasks(instance_id, **window)  # type: ignore[attr-defined]
+        return tasks
+
+
+def test_a_poller_that_lost_the_lease_mid_cycle_writes_and_sends_nothing(
+    harness: Harness,
+) -> None:
+    """Fencing: a cycle that began under the lease but ends after another process took it
+    commits nothing, claims no delivery, posts nothing, and the runner stands down naming why."""
+    harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    parts = harness.parts
+    assert parts.deliverer is not None
+    source = Usurped(parts.dcs, harness.state)  # type: ignore[arg-type]
+    poller = Poller(
+        source,  # type: ignore[arg-type]  # the real DCS client behind a pause
+        parts.store,
+        parts.watched,
+        alert_channel="C0ALERTS",
+        lookback=parts.settings.lookback,
+    )
+    runner = PollRunner(poller, parts.deliverer, parts.store, owner="me", interval=60)
+
+    assert runner.tick() is None
+
+    assert runner.last_failure is not None
+    assert runner.last_failure.startswith("lost the poller lease")
+    assert not runner.is_leader
+    assert harness.slack_calls() == []
+    assert source.usurper is not None
+    assert source.usurper.tasks_of(PROD) == {}
+    assert source.usurper.count_pending() == 0
+    source.usurper.close()
+    runner.stop()
