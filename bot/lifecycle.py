@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot.pipeline.schedule import PollRunner
-from state.base import PollerLockedError
+from state.base import PollerLockedError, StateError
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def claim_poller(runner: PollRunner, *, shared: bool, state_path: Path) -> None:
     """Take the poller lease at start. On SQLite (not ``shared``) a lease held by another live
     process means two pollers on one file, which would alert every change twice: refused."""
     if not runner.heartbeat() and not shared:
+        if runner.last_failure is not None:  # the lock could not be taken at all
+            raise StateError(runner.last_failure.removeprefix("state: "))
         raise PollerLockedError(
             f"another poller already uses STATE_PATH={state_path}; run one poller per state "
             "file, or set DATABASE_URL so several processes share PostgreSQL"

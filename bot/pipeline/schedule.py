@@ -76,7 +76,12 @@ class PollRunner:
         """Take or renew the poller lease; log when leadership changes."""
         try:
             leader = self._store.acquire_poller(self._owner)
-        except Exception:
+        except StateError as exc:
+            self.last_failure = f"state: {exc}"
+            log.error("could not take or renew the poller lease: %s", exc)
+            leader = False
+        except Exception as exc:
+            self.last_failure = f"{type(exc).__name__}: {exc}"
             log.exception("could not renew the poller lease")
             leader = False
         if leader != self._leader:

@@ -64,7 +64,7 @@ def test_poll_once_on_a_read_only_state_file_says_so(
 
     assert result.returncode == 1, result.stderr
     assert "another process is the poller" not in result.stderr
-    assert "poll cycle failed: state: state file" in result.stderr
+    assert "state: state file" in result.stderr
     assert "readonly" in result.stderr
     assert_clean(result, SLACK_TOKEN)
     assert state.read_bytes() == before
