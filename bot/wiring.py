@@ -23,6 +23,7 @@ from bot.dcs.client import DEFAULT_RETRY, DcsClient, RetryPolicy
 from bot.dcs.projects import REGION_PLACEHOLDER, Project, ProjectClients
 from bot.metrics import Metrics, counting_web_client
 from bot.pipeline.poll import Poller
+from bot.pipeline.report import ScheduledReport
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
 from bot.slack.deliver import Deliverer, make_web_client
@@ -122,6 +123,7 @@ class Components:
     slack: WebClient | None = None
     deliverer: Deliverer | None = None
     metrics: Metrics | None = None
+    report: ScheduledReport | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -136,6 +138,7 @@ class Components:
             interval=self.settings.poll_interval,
             stopping=self.stopping,
             on_tick=self.metrics.on_tick if self.metrics else None,
+            report=self.report,
         )
         if self.metrics is not None:
             self.metrics.watch_lease(lambda: runner.is_leader)
@@ -229,6 +232,8 @@ def build(
         parts = Components(
             settings, store, http, dcs, watched, poller, stopping=stopping, metrics=metrics
         )
+        if settings.report_schedule and settings.alert_channel:
+            parts.report = ScheduledReport(store, settings.report_schedule, settings.alert_channel)
         if with_slack and settings.slack_bot_token is not None:
             parts.slack = make_web_client(
                 settings.slack_bot_token.get_secret_value(),

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.pipeline.poll import CycleResult, Poller
+from bot.pipeline.report import ScheduledReport
 from bot.slack.deliver import Deliverer, DrainReport
 from state.base import LeaseLostError, StateError, StateStore
 
@@ -48,9 +49,11 @@ class PollRunner:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_tick: Callable[[TickReport], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        report: ScheduledReport | None = None,
     ) -> None:
         """``on_tick`` hears what each tick did (after it, outside the lock; never raises)."""
         self._poller = poller
+        self._report = report
         self._deliverer = deliverer
         self._store = store
         self._owner = owner
@@ -143,6 +146,11 @@ class PollRunner:
                 self._record_error(f"poll cycle: {self.last_failure}")
             finally:
                 report.cycle_seconds = self._monotonic() - began
+            if self._report is not None:
+                try:
+                    self._report.run()
+                except Exception:
+                    log.exception("the scheduled report failed")
             try:
                 report.drain = self._deliverer.drain()
             except LeaseLostError as exc:

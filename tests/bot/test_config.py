@@ -159,3 +159,20 @@ def test_project_id_falls_back_to_os_project_id() -> None:
     assert (s.project_id, s.os_project_id) == ("from-os", "from-os")
     s = load_settings({"OS_PROJECT_ID": "from-os", "DCS_PROJECT_ID": "from-dcs"})
     assert (s.project_id, s.os_project_id) == ("from-dcs", "from-os")
+
+
+def test_stuck_after_and_report_schedule() -> None:
+    """DCS_STUCK_AFTER is a duration (30m by default); DCS_REPORT_SCHEDULE a cron expression,
+    unset by default; a wrong one is one line with an example."""
+    default = load_settings({})
+    assert default.stuck_after == timedelta(minutes=30)
+    assert default.report_schedule is None
+    chosen = load_settings({"DCS_STUCK_AFTER": "2h", "DCS_REPORT_SCHEDULE": " 0 8 * * MON "})
+    assert chosen.stuck_after == timedelta(hours=2)
+    assert chosen.report_schedule == "0 8 * * MON"
+    for name, value in (("DCS_STUCK_AFTER", "soon"), ("DCS_REPORT_SCHEDULE", "8am mondays")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({name: value})
+        [problem] = caught.value.problems
+        assert problem.startswith(f"{name}: ")
+        assert "e.g." in problem
