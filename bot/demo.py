@@ -16,9 +16,11 @@ from rich.rule import Rule
 from bot.config import Settings, load_settings
 from bot.console import render_to_console
 from bot.dcs.models import Instance
+from bot.pipeline.report import ScheduledReport
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
 from bot.wiring import Components, build
+from state.base import Mute
 
 DEMO_TOKEN = "demo-token"  # noqa: S105  # the simulator's own, not a secret
 DEMO_SLACK_TOKEN = "xoxb-demo"  # noqa: S105  # the fake Slack's own
@@ -60,6 +62,16 @@ def demo_simulator(port: int = 0) -> Iterator[DcsSimulator]:
         sim.stop()
 
 
+def _history(sim: DcsSimulator, instance_id: str) -> None:
+    """Resizes and replica additions of the last day, each about 4 minutes long: the first
+    cycle records them silently, and the bot learns how long such tasks usually take."""
+    for n, took in enumerate((3.5, 4, 4, 3.8, 4, 4)):
+        for name in ("EXTEND", "AddReplica"):
+            created = datetime.now(UTC) - timedelta(hours=20 - 2 * n, minutes=len(name))
+            task_id = sim.add_task(instance_id, name, "EXECUTING", created_at=created)
+            sim.set_status(task_id, "SUCCESS", updated_at=created + timedelta(minutes=took))
+
+
 def run_demo(
     console: Console, *, pause: float = 0.6, sleep: Callable[[float], object] = time.sleep
 ) -> int:
@@ -74,7 +86,8 @@ def run_demo(
         try:
             story = _Story(console, parts, slack, lambda: sleep(pause))
             ids = {i.name: i.instance_id for i in sim_instances(parts)}
-            for title, action in demo_script(sim, ids):
+            _history(sim, ids["cache-prod"])
+            for title, action in demo_script(sim, ids, parts):
                 story.step(title, action)
         finally:
             parts.close()
@@ -98,9 +111,50 @@ def demo_settings(sim: DcsSimulator, slack: FakeSlack, scratch: Path) -> Setting
     )
 
 
-def demo_script(sim: DcsSimulator, ids: dict[str, str]) -> list[tuple[str, Callable[[], object]]]:
-    """The story: each step's title and what it does to the simulator before a cycle runs."""
+def demo_script(
+    sim: DcsSimulator, ids: dict[str, str], parts: Components
+) -> list[tuple[str, Callable[[], object]]]:
+    """The story: each step's title and what it does (to the simulator, or as an operator
+    would in Slack) before a cycle runs."""
     started: dict[str, str] = {}
+    store = parts.store
+    mutes: list[Mute] = []
+
+    def mute_staging() -> None:
+        now = datetime.now(UTC)
+        reason = "failover test, OPS-42"
+        mutes.append(
+            store.add_mute(
+                Mute(
+                    0,
+                    ids["cache-staging"],
+                    now,
+                    now + timedelta(hours=1),
+                    reason=reason,
+                    created_by="U0CAROL",
+                    channel=ALERT_CHANNEL,
+                )
+            )
+        )
+        swap = sim.add_task(ids["cache-staging"], "masterStandbySwapJob", "EXECUTING")
+        started["muted"] = swap
+
+    def unmute_staging() -> None:
+        store.end_mute(mutes[0].id, datetime.now(UTC), "U0CAROL")
+
+    def hang_replica() -> None:
+        sim.add_task(
+            ids["cache-prod"],
+            "AddReplica",
+            "EXECUTING",
+            details={"new_replica_num": 2, "old_replica_num": 1},
+            user_name="alice",
+            created_at=datetime.now(UTC) - timedelta(minutes=47),
+        )
+
+    def weekly_report() -> None:
+        now = datetime.now(UTC)
+        ScheduledReport(store, f"{now.minute} {now.hour} * * *", ALERT_CHANNEL).run()
 
     def announce_running() -> None:
         details = {"node_name": "node-2"}
@@ -151,6 +205,22 @@ def demo_script(sim: DcsSimulator, ids: dict[str, str]) -> list[tuple[str, Calla
             lambda: sim.set_status(started["swap"], "FAILED"),
         ),
         ("A burst of 12 whitelist edits: one digest instead of 12 messages", burst),
+        (
+            "/dcs-tasks mute cache-staging for:1h failover test, OPS-42 — a switchover starts: "
+            "held back",
+            mute_staging,
+        ),
+        (
+            "The muted switchover fails: still held back",
+            lambda: sim.set_status(started["muted"], "FAILED"),
+        ),
+        ("/dcs-tasks unmute cache-staging: one summary, the failure named", unmute_staging),
+        (
+            "A replica addition has run 47 minutes (it usually takes 4): one stuck warning",
+            hang_replica,
+        ),
+        ("It is still running: the warning is not repeated", lambda: None),
+        ("DCS_REPORT_SCHEDULE comes round: the week's report", weekly_report),
         ("A quiet cycle: nothing changed, nothing is posted", lambda: None),
     ]
 
