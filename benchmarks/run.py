@@ -17,7 +17,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_ack, bench_cycle, bench_delivery, bench_quiet, bench_state
+from benchmarks import (
+    bench_ack,
+    bench_cycle,
+    bench_delivery,
+    bench_quiet,
+    bench_state,
+    bench_stats,
+)
 from benchmarks._common import BenchResult, Target, machine_line, targets_table
 
 BENCHMARKS: dict[str, Callable[[bool], BenchResult]] = {
@@ -26,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[bool], BenchResult]] = {
     "state": bench_state.run,
     "ack": bench_ack.run,
     "delivery": bench_delivery.run,
+    "stats": bench_stats.run,
 }
 
 
