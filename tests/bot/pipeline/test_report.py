@@ -13,9 +13,7 @@ from state.base import CycleCommit, TaskRecord
 from state.postgres import PostgresStore
 from tests.bot.pipeline.conftest import PROD, Clock, ClockedBot
 from tests.conftest import ALERTS
-from tests.state.conftest import PgSchema, pg_schema, pg_url
-
-__all__ = ["pg_schema", "pg_url"]  # fixtures used here
+from tests.postgres import PgSchema
 
 MONDAY_8 = datetime(2025, 12, 1, 8, 0, tzinfo=UTC)
 
