@@ -54,13 +54,16 @@ class TaskRecord:
 
 @dataclass(frozen=True, slots=True)
 class InstanceCursor:
-    """Per-instance poll bookkeeping. ``baselined`` is False until the first cycle recorded it."""
+    """Per-instance poll bookkeeping. ``baselined`` is False until the first cycle recorded it;
+    ``watermark`` is the newest ``created_at`` DCS has shown for the instance (DCS's clock, not
+    ours): later cycles ask only for tasks created since shortly before it."""
 
     instance_id: str
     name: str | None
     baselined: bool
     last_polled_at: datetime | None = None
     last_error: str | None = None
+    watermark: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

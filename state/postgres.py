@@ -155,6 +155,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 4: the poller lease's fencing token, bumped whenever the lease changes hands.
     ("ALTER TABLE poller_lease ADD COLUMN epoch bigint NOT NULL DEFAULT 1",),
+    # 5: incremental windows: the newest created_at DCS showed for each instance.
+    ("ALTER TABLE cursors ADD COLUMN watermark timestamptz",),
 )
 
 _INSERT_TASK: Final = """
@@ -170,14 +172,15 @@ _UPSERT_TASK: Final = (
         finished_at = EXCLUDED.finished_at, task = EXCLUDED.task"""
 )
 _INSERT_CURSOR: Final = """
-    INSERT INTO cursors (instance_id, name, baselined, last_polled_at, last_error)
-    VALUES (%s, %s, %s, %s, %s)"""
+    INSERT INTO cursors (instance_id, name, baselined, last_polled_at, last_error, watermark)
+    VALUES (%s, %s, %s, %s, %s, %s)"""
 _UPSERT_CURSOR: Final = (
     _INSERT_CURSOR
     + """
     ON CONFLICT (instance_id) DO UPDATE SET
         name = EXCLUDED.name, baselined = EXCLUDED.baselined,
-        last_polled_at = EXCLUDED.last_polled_at, last_error = EXCLUDED.last_error"""
+        last_polled_at = EXCLUDED.last_polled_at, last_error = EXCLUDED.last_error,
+        watermark = EXCLUDED.watermark"""
 )
 _UPSERT_META: Final = """
     INSERT INTO meta (key, value) VALUES (%s, %s)
@@ -262,6 +265,10 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _task_record(row: Mapping[str, Any]) -> TaskRecord:
     return task_from(row, _utc, row["messages"])
+
+
+def _cursor_params(c: InstanceCursor) -> tuple[Any, ...]:
+    return (c.instance_id, c.name, c.baselined, c.last_polled_at, c.last_error, c.watermark)
 
 
 def _task_params(record: TaskRecord) -> tuple[Any, ...]:
@@ -474,10 +481,7 @@ class PostgresStore:
             if commit.cursors:
                 cur.executemany(
                     _UPSERT_CURSOR,
-                    [
-                        (c.instance_id, c.name, c.baselined, c.last_polled_at, c.last_error)
-                        for c in commit.cursors
-                    ],
+                    [_cursor_params(c) for c in commit.cursors],
                 )
             if commit.meta:
                 cur.executemany(_UPSERT_META, [(k, _jsonb(v)) for k, v in commit.meta.items()])
@@ -897,7 +901,7 @@ class PostgresStore:
             for c in cursors:
                 cur.execute(
                     _INSERT_CURSOR + " ON CONFLICT DO NOTHING",
-                    (c.instance_id, c.name, c.baselined, c.last_polled_at, c.last_error),
+                    _cursor_params(c),
                 )
                 counts["cursors"] += cur.rowcount
             for s in subscriptions:

@@ -82,6 +82,7 @@ def cursor_from(row: Mapping[str, Any], when: When) -> InstanceCursor:
             baselined=row["baselined"],
             last_polled_at=when(row["last_polled_at"]),
             last_error=row["last_error"],
+            watermark=when(row.get("watermark")),  # absent in state written before watermarks
         )
 
 

@@ -215,6 +215,7 @@ def _cursor_json(cursor: InstanceCursor) -> dict[str, Any]:
         "baselined": cursor.baselined,
         "last_polled_at": _time(cursor.last_polled_at),
         "last_error": cursor.last_error,
+        "watermark": _time(cursor.watermark),
     }
 
 

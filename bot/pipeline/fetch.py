@@ -12,7 +12,7 @@ from typing import Protocol
 
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
-from state.base import StateStore, TaskRecord
+from state.base import InstanceCursor, StateStore, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,24 @@ class Fetched:
     error: str | None = None
 
 
+#: How far before an instance's watermark an incremental window starts: a task DCS lists a
+#: little after a newer one (created_at set before it shows up) is still asked for.
+WATERMARK_OVERLAP = timedelta(minutes=5)
+
+
 def window_start(
-    previous: Mapping[str, TaskRecord], now: datetime, lookback: timedelta
+    previous: Mapping[str, TaskRecord],
+    now: datetime,
+    lookback: timedelta,
+    *,
+    watermark: datetime | None = None,
+    overlap: timedelta = WATERMARK_OVERLAP,
 ) -> datetime:
-    """The earlier of ``now - lookback`` and the creation of the oldest unfinished stored task,
-    so the end of a long task is never missed."""
-    start = now - lookback
+    """Where an instance's query window starts: ``watermark - overlap`` once DCS has shown a
+    task of it (DCS's own clock, so a skewed local clock loses nothing), else ``now -
+    lookback``; earlier still when a stored task is unfinished (from its creation), so the end
+    of a long task is never missed."""
+    start = watermark - overlap if watermark is not None else now - lookback
     for record in previous.values():
         if record.finished_at is None and record.created_at is not None:
             start = min(start, record.created_at)
@@ -57,14 +69,23 @@ def fetch(
     now: datetime,
     lookback: timedelta,
     max_in_flight: int,
+    cursors: Mapping[str, InstanceCursor] | None = None,
 ) -> list[Fetched]:
     """Read each instance's tasks, at most ``max_in_flight`` requests at a time, and what is
     stored for them: only unfinished and just-fetched tasks, never an instance's history,
-    each in one batched read for the whole cycle."""
+    each in one batched read for the whole cycle. An instance with a watermark in its cursor
+    is asked only for what was created since (see :func:`window_start`)."""
     unfinished = store.open_tasks([i.instance_id for i in instances])
+    cursors = cursors or {}
 
     def one(instance: Instance) -> Fetched:
-        start = window_start(unfinished.get(instance.instance_id, {}), now, lookback)
+        cursor = cursors.get(instance.instance_id)
+        start = window_start(
+            unfinished.get(instance.instance_id, {}),
+            now,
+            lookback,
+            watermark=cursor.watermark if cursor else None,
+        )
         try:
             return Fetched(instance, dcs.list_tasks(instance.instance_id, start=start))
         except DcsError as exc:

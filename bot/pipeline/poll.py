@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.dcs.errors import DcsError
-from bot.dcs.models import Instance
+from bot.dcs.models import Instance, Task
 from bot.pipeline import mutes as muting
 from bot.pipeline.changes import Change, diff, to_record
 from bot.pipeline.durations import finished_samples, finishing_names
@@ -104,8 +104,21 @@ def diff_all(
             new_cursors.append(replace(cursor, name=name, last_error=answer.error))
             continue
         changes += diff(answer.instance, answer.previous, answer.tasks, baselined=cursor.baselined)
-        new_cursors.append(InstanceCursor(iid, name, True, last_polled_at=now, last_error=None))
+        watermark = newest_created(answer.tasks, cursor.watermark)
+        new_cursors.append(
+            InstanceCursor(
+                iid, name, True, last_polled_at=now, last_error=None, watermark=watermark
+            )
+        )
     return Diffed(changes, new_cursors, errors)
+
+
+def newest_created(tasks: Sequence[Task], watermark: datetime | None) -> datetime | None:
+    """The newest ``created_at`` among ``tasks`` and the old watermark: it never moves back."""
+    times = [t.created_at for t in tasks if t.created_at is not None]
+    if watermark is not None:
+        times.append(watermark)
+    return max(times, default=None)
 
 
 def cycle_meta(
@@ -163,6 +176,7 @@ class Poller:
             instances = self._watched.resolve()
         except DcsError as exc:
             return self._instance_list_failed(exc, now, started, commit=commit)
+        cursors = self._store.cursors()
         fetched = fetch(
             self._dcs,
             self._store,
@@ -170,8 +184,9 @@ class Poller:
             now=now,
             lookback=self._lookback,
             max_in_flight=self._max_in_flight,
+            cursors=cursors,
         )
-        diffed = diff_all(fetched, self._store.cursors(), now)
+        diffed = diff_all(fetched, cursors, now)
         # A project whose instance list cannot be read fails the cycle too (its instances may
         # be missing from the list), while the others' changes are committed as usual.
         errors = {

@@ -246,7 +246,7 @@ def test_cursors_roundtrip_and_update(store: StateStore) -> None:
     first = InstanceCursor(INSTANCE, "cache-prod", baselined=False)
     store.commit_cycle(CycleCommit(cursors=[first]))
     assert store.cursors() == {INSTANCE: first}
-    second = replace(first, baselined=True, last_polled_at=T0, last_error="DCS 500")
+    second = replace(first, baselined=True, last_polled_at=T0, last_error="DCS 500", watermark=T0)
     other = InstanceCursor(OTHER, None, baselined=True)
     store.commit_cycle(CycleCommit(cursors=[second, other]))
     assert store.cursors() == {INSTANCE: second, OTHER: other}
