@@ -20,6 +20,7 @@ from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from bot.dcs.client import DEFAULT_RETRY, DcsClient, RetryPolicy
+from bot.dcs.limit import AdaptiveLimit
 from bot.dcs.projects import REGION_PLACEHOLDER, Project, ProjectClients
 from bot.metrics import Metrics, counting_web_client
 from bot.pipeline.poll import Poller
@@ -32,6 +33,9 @@ from handlers import register_listeners
 from handlers.deps import Deps
 from state import open_store
 from state.base import StateStore
+
+#: Requests in flight to DCS at most: the poller's workers, and the adaptive limit's ceiling.
+MAX_IN_FLIGHT = 32
 
 
 def owner_id() -> str:
@@ -181,13 +185,16 @@ def dcs_client(
         raise ConfigError(
             ["DCS_PROJECT_ID: is required, e.g. DCS_PROJECT_ID=0123456789abcdef0123456789abcdef"]
         )
+    limit = AdaptiveLimit(initial=MAX_IN_FLIGHT, maximum=MAX_IN_FLIGHT)  # one for all projects
     with ExitStack() as stack:
         clients = []
         for project in projects:
             http = stack.enter_context(
                 make_http_client(settings, project=project, transport=transport, metrics=metrics)
             )
-            dcs = DcsClient(http, project.project_id, retry=retry, sleep=sleep, stop=stop)
+            dcs = DcsClient(
+                http, project.project_id, retry=retry, sleep=sleep, stop=stop, limit=limit
+            )
             clients.append((project, dcs))
         return stack.pop_all(), ProjectClients(clients)
 
@@ -228,6 +235,7 @@ def build(
             retention=settings.retention,
             stuck_after=settings.stuck_after,
             scope=settings.project_id or "",
+            interval=float(settings.poll_interval),
         )
         parts = Components(
             settings, store, http, dcs, watched, poller, stopping=stopping, metrics=metrics

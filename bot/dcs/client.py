@@ -38,6 +38,7 @@ from bot.dcs.errors import (
     DcsUnavailableError,
 )
 from bot.dcs.ids import checked_id
+from bot.dcs.limit import AdaptiveLimit
 from bot.dcs.models import Instance, Task
 
 logger = logging.getLogger("bot.dcs.client")
@@ -152,10 +153,12 @@ class DcsClient:
         page_size: int = MAX_PAGE_SIZE,
         monotonic: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
+        limit: AdaptiveLimit | None = None,
     ) -> None:
         """``stop``, once set, ends retrying: a retry wait returns at once and no new attempt
         starts (``DcsUnavailableError``), so a stopping process does not sit out the budget.
-        The default ``sleep`` waits on ``stop``."""
+        The default ``sleep`` waits on ``stop``. ``limit``, shared by the clients of a
+        process, bounds the requests in flight and shrinks on 429s (see ``bot.dcs.limit``)."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}")
         self._http = http
@@ -166,6 +169,7 @@ class DcsClient:
         self._rng = rng or random.Random()
         self._page_size = page_size
         self._monotonic = monotonic
+        self._limit = limit
 
     @property
     def project_id(self) -> str:
@@ -173,6 +177,15 @@ class DcsClient:
         return self._project_id
 
     # -- transport ---------------------------------------------------------------------------
+
+    def _send(self, path: str, params: Mapping[str, str | int]) -> httpx.Response:
+        """One GET, within the shared limit on requests in flight when there is one."""
+        if self._limit is None:
+            return self._http.get(path, params=params)
+        with self._limit.slot() as slot:
+            response = self._http.get(path, params=params)
+            slot.answered(response.status_code)
+            return response
 
     def _get(self, path: str, params: Mapping[str, str | int], parse: Callable[[Any], T]) -> T:
         """GET ``path`` and ``parse`` its JSON, retrying transient failures and bad bodies."""
@@ -187,7 +200,7 @@ class DcsClient:
             status: int | None = None
             error_code: str | None = None
             try:
-                response = self._http.get(path, params=params)
+                response = self._send(path, params)
             except _TRANSIENT_ERRORS as exc:
                 reason = type(exc).__name__
             except DcsUnavailableError as exc:  # raised by the auth while fetching an IAM token

@@ -16,6 +16,9 @@ from state.base import StateError, StateStore
 
 logger = logging.getLogger(__name__)
 
+#: The meta key of the last cycle's timing: when, how long, whether it overran the interval.
+CYCLE_KEY = "last_cycle"
+
 #: A poll cycle is late once the last success is this many intervals old.
 LATE_AFTER_INTERVALS = 3
 
@@ -43,6 +46,8 @@ def health_report(
         "last_error": None,
         "pending_deliveries": None,
         "deliveries_failing": None,
+        "last_cycle_seconds": None,
+        "cycle_overran": None,
         "version": version,
         "poll_interval": poll_interval,
     }
@@ -51,6 +56,10 @@ def health_report(
         body["last_error"] = _last_error(store.get_meta("last_error"))
         body["pending_deliveries"] = store.count_pending()
         body["deliveries_failing"] = len(read_failing(store.get_meta(FAILING_KEY)))
+        timing = store.get_meta(CYCLE_KEY)
+        if isinstance(timing, dict):
+            body["last_cycle_seconds"] = timing.get("seconds")
+            body["cycle_overran"] = bool(timing.get("overran"))
     except StateError as exc:
         logger.warning("health: the state store cannot be read (%s)", type(exc).__name__)
         body["status"] = "state_unavailable"
@@ -73,6 +82,8 @@ PUBLIC_FIELDS = (
     "last_cycle_failed",
     "pending_deliveries",
     "deliveries_failing",
+    "last_cycle_seconds",
+    "cycle_overran",
     "version",
     "poll_interval",
 )

@@ -23,6 +23,7 @@ from bot.pipeline import mutes as muting
 from bot.pipeline.changes import Change, diff, to_record
 from bot.pipeline.durations import finished_samples, finishing_names
 from bot.pipeline.fetch import Fetched, TaskSource, fetch
+from bot.pipeline.health import CYCLE_KEY
 from bot.pipeline.plan import digest_channels, render_deliveries, route_changes
 from bot.pipeline.routing import route
 from bot.pipeline.stuck import Running, running_longer, stuck
@@ -151,9 +152,12 @@ class Poller:
         stuck_after: timedelta = timedelta(minutes=30),
         scope: str = "",
         clock: Callable[[], datetime] = utcnow,
+        interval: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``scope`` names the project whose tasks' usual durations this poller learns;
-        ``stuck_after`` is DCS_STUCK_AFTER."""
+        ``stuck_after`` is DCS_STUCK_AFTER; a cycle longer than ``interval`` (the poll
+        interval) is reported as an overrun."""
         self._dcs = dcs
         self._store = store
         self._watched = watched
@@ -166,11 +170,13 @@ class Poller:
         self._stuck_after = stuck_after
         self._scope = scope
         self._clock = clock
+        self._interval = interval
+        self._monotonic = monotonic
         self._last_prune: datetime | None = None
 
     def run_cycle(self, *, commit: bool = True) -> CycleResult:
         """One cycle. With ``commit=False`` (dry run) nothing is written."""
-        started = time.monotonic()
+        started = self._monotonic()
         now = self._clock()
         try:
             instances = self._watched.resolve()
@@ -194,11 +200,13 @@ class Poller:
             **diffed.errors,
         }
         planned = self._plan(diffed.changes, fetched, instances, now)
+        meta = cycle_meta(errors, instances, now)
+        meta[CYCLE_KEY] = self._timing(self._monotonic() - started, now)
         cycle = CycleCommit(
             tasks=[to_record(c, now) for c in diffed.changes],
             cursors=diffed.cursors,
             deliveries=planned.deliveries,
-            meta=cycle_meta(errors, instances, now),
+            meta=meta,
             muted=planned.muted,
             mutes_summarized=planned.summarized,
             durations=finished_samples(diffed.changes, self._scope, now),
@@ -208,7 +216,7 @@ class Poller:
             self._store.commit_cycle(cycle)
             self._maybe_prune(now)
         result = CycleResult(
-            len(instances), diffed.changes, cycle, errors, time.monotonic() - started
+            len(instances), diffed.changes, cycle, errors, self._monotonic() - started
         )
         log.info(
             "cycle: %d instances, %d changes, %d deliveries, %d failed, %.2fs",
@@ -219,6 +227,20 @@ class Poller:
             result.seconds,
         )
         return result
+
+    def _timing(self, seconds: float, now: datetime) -> dict[str, Any]:
+        """How long the cycle took, and whether it overran the poll interval (then said in the
+        log: the scheduler skips the ticks that fall within it, and the next cycle starts
+        on the first tick after it ends, never on top of it)."""
+        overran = self._interval is not None and seconds > self._interval
+        if overran:
+            log.warning(
+                "cycle took %.1fs, longer than the poll interval of %ss: the ticks it overlaps "
+                "are skipped, not made up",
+                seconds,
+                self._interval,
+            )
+        return {"at": now.isoformat(), "seconds": round(seconds, 3), "overran": overran}
 
     def refresh_instances(self) -> None:
         """Keep the watched list fresh without polling (a standby's tick), so the handlers of

@@ -309,6 +309,16 @@ def instance_list(
     return _message("\n".join([f"{len(instances)} watched {noun}", *lines]), blocks)
 
 
+def _cycle_text(report: Mapping[str, Any]) -> str:
+    seconds = report.get("last_cycle_seconds")
+    if not isinstance(seconds, int | float):
+        return "none yet"
+    text = f"{seconds:.1f}s"
+    if report.get("cycle_overran"):
+        text += " :warning: longer than the poll interval: ticks are skipped until a cycle ends"
+    return text
+
+
 def bot_status(
     code: int,
     report: Mapping[str, Any],
@@ -337,6 +347,7 @@ def bot_status(
         ("Last successful poll", esc(last_success) if last_success else "none yet"),
         ("Last error", error_text),
         ("Pending deliveries", esc(report.get("pending_deliveries", "unknown"))),
+        ("Last cycle", _cycle_text(report)),
         ("Poll interval", f"{esc(report.get('poll_interval'))}s"),
         ("Version", esc(report.get("version"))),
         ("Running since", date_token(started_at)),

@@ -82,6 +82,8 @@ def test_the_body_carries_every_fact(store: SqliteStore) -> None:
         "last_error": {"at": ago(65).isoformat(), "message": "DCS 503"},
         "pending_deliveries": 2,
         "deliveries_failing": 1,
+        "last_cycle_seconds": None,
+        "cycle_overran": None,
         "version": "1.2.3",
         "poll_interval": INTERVAL,
     }
