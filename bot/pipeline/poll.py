@@ -81,6 +81,15 @@ class Planned:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch of instances, ready to commit: the commit, its changes, what failed."""
+
+    commit: CycleCommit
+    changes: list[Change]
+    errors: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Diffed:
     """The diff step's result for all instances: what to write, the new cursors, what failed."""
 
@@ -154,6 +163,7 @@ class Poller:
         clock: Callable[[], datetime] = utcnow,
         interval: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        batch_size: int = 500,
     ) -> None:
         """``scope`` names the project whose tasks' usual durations this poller learns;
         ``stuck_after`` is DCS_STUCK_AFTER; a cycle longer than ``interval`` (the poll
@@ -172,10 +182,15 @@ class Poller:
         self._clock = clock
         self._interval = interval
         self._monotonic = monotonic
+        self._batch_size = max(1, batch_size)
         self._last_prune: datetime | None = None
 
     def run_cycle(self, *, commit: bool = True) -> CycleResult:
-        """One cycle. With ``commit=False`` (dry run) nothing is written."""
+        """One cycle, in batches of at most ``batch_size`` instances, each fetched, diffed,
+        planned and committed in one transaction before the next is read: memory follows the
+        batch, not the fleet, and a crash between batches loses nothing (a batch not
+        committed is read again next cycle, from its old cursors). The cycle's health facts
+        go with the last batch. With ``commit=False`` (dry run) nothing is written."""
         started = self._monotonic()
         now = self._clock()
         try:
@@ -183,50 +198,79 @@ class Poller:
         except DcsError as exc:
             return self._instance_list_failed(exc, now, started, commit=commit)
         cursors = self._store.cursors()
+        batches = [
+            instances[i : i + self._batch_size] for i in range(0, len(instances), self._batch_size)
+        ] or [[]]
+        # A project whose instance list cannot be read fails the cycle too (its instances may
+        # be missing from the list), while the others' changes are committed as usual.
+        errors = {f"project {k}": v for k, v in self._watched.failures().items()}
+        kept: list[Change] = []
+        sent: list[NewDelivery] = []
+        cycle = CycleCommit()
+        for number, batch in enumerate(batches, start=1):
+            last = number == len(batches)
+            done = self._batch(batch, instances, cursors, now, first=number == 1)
+            cycle = done.commit
+            errors.update(done.errors)
+            if last:
+                meta = cycle_meta(errors, instances, now)
+                meta[CYCLE_KEY] = self._timing(self._monotonic() - started, now)
+                cycle = replace(cycle, meta=meta)
+            if commit:
+                self._store.commit_cycle(cycle)
+            # One batch: the result is the cycle itself. Several: only what goes to Slack is
+            # kept, so that a first cycle over a large fleet never holds every record at once.
+            kept += (
+                done.changes if len(batches) == 1 else [c for c in done.changes if c.reason.alerts]
+            )
+            sent += cycle.deliveries
+        if commit:
+            self._maybe_prune(now)
+        if len(batches) > 1:
+            cycle = replace(cycle, tasks=(), cursors=(), deliveries=sent)
+        result = CycleResult(len(instances), kept, cycle, errors, self._monotonic() - started)
+        log.info(
+            "cycle: %d instances in %d batch(es), %d changes, %d deliveries, %d failed, %.2fs",
+            result.instances,
+            len(batches),
+            len(result.changes),
+            len(sent),
+            len(result.errors),
+            result.seconds,
+        )
+        return result
+
+    def _batch(
+        self,
+        batch: Sequence[Instance],
+        instances: Sequence[Instance],
+        cursors: dict[str, InstanceCursor],
+        now: datetime,
+        *,
+        first: bool,
+    ) -> Batch:
+        """Fetch, diff and plan one batch into what its commit writes."""
         fetched = fetch(
             self._dcs,
             self._store,
-            instances,
+            batch,
             now=now,
             lookback=self._lookback,
             max_in_flight=self._max_in_flight,
             cursors=cursors,
         )
         diffed = diff_all(fetched, cursors, now)
-        # A project whose instance list cannot be read fails the cycle too (its instances may
-        # be missing from the list), while the others' changes are committed as usual.
-        errors = {
-            **{f"project {k}": v for k, v in self._watched.failures().items()},
-            **diffed.errors,
-        }
-        planned = self._plan(diffed.changes, fetched, instances, now)
-        meta = cycle_meta(errors, instances, now)
-        meta[CYCLE_KEY] = self._timing(self._monotonic() - started, now)
-        cycle = CycleCommit(
+        planned = self._plan(diffed.changes, fetched, instances, now, summarize=first)
+        commit = CycleCommit(
             tasks=[to_record(c, now) for c in diffed.changes],
             cursors=diffed.cursors,
             deliveries=planned.deliveries,
-            meta=meta,
             muted=planned.muted,
             mutes_summarized=planned.summarized,
             durations=finished_samples(diffed.changes, self._scope, now),
             stuck=planned.stuck,
         )
-        if commit:
-            self._store.commit_cycle(cycle)
-            self._maybe_prune(now)
-        result = CycleResult(
-            len(instances), diffed.changes, cycle, errors, self._monotonic() - started
-        )
-        log.info(
-            "cycle: %d instances, %d changes, %d deliveries, %d failed, %.2fs",
-            result.instances,
-            len(result.changes),
-            len(cycle.deliveries),
-            len(result.errors),
-            result.seconds,
-        )
-        return result
+        return Batch(commit, diffed.changes, diffed.errors)
 
     def _timing(self, seconds: float, now: datetime) -> dict[str, Any]:
         """How long the cycle took, and whether it overran the poll interval (then said in the
@@ -256,6 +300,8 @@ class Poller:
         fetched: Sequence[Fetched],
         instances: Sequence[Instance],
         now: datetime,
+        *,
+        summarize: bool = True,
     ) -> Planned:
         """The deliveries of the cycle: alerts routed by the current subscriptions, less those
         an active mute holds back, with usual durations; then the summaries of mutes that
@@ -267,7 +313,7 @@ class Poller:
         usual = self._store.duration_stats(self._scope, wanted) if wanted else {}
 
         names = {i.instance_id: i.label for i in instances}
-        over = muting.ended(mutes, now)
+        over = muting.ended(mutes, now) if summarize else []
         deliveries: list[NewDelivery] = []
         for mute in over:  # first: what a mute held back comes before what follows it
             held_back = self._store.muted_alerts(mute.id)
