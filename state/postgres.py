@@ -293,6 +293,9 @@ class PostgresStore:
     instead of the default search path. ``lease_seconds``: how long ``acquire_poller`` holds
     the poller lease without renewal. ``claim_seconds``: how long ``pending_deliveries``
     hands a delivery to one caller. ``clock`` stamps new deliveries and leases.
+    ``connect_timeout`` (seconds per connection attempt) and ``wait_seconds`` (the longest a
+    call waits for a connection) bound how long a call takes while the database is down: it
+    fails with StateError, and the pool reconnects on its own when the database is back.
     """
 
     def __init__(
@@ -303,7 +306,8 @@ class PostgresStore:
         lease_seconds: float = 120,
         claim_seconds: float = 60,
         pool_size: int = 4,
-        connect_timeout: int = 10,
+        connect_timeout: int = 3,
+        wait_seconds: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         try:
@@ -318,6 +322,13 @@ class PostgresStore:
         self._secrets = [s for s in {password, quote(password, safe="")} if s]
         self.url = self._redact(self._safe_url(params))
         params.setdefault("connect_timeout", connect_timeout)
+        # A server that vanished without closing (a network split) fails a connection within
+        # seconds, not after the system's TCP timeout of many minutes.
+        params.setdefault("keepalives", 1)
+        params.setdefault("keepalives_idle", 10)
+        params.setdefault("keepalives_interval", 5)
+        params.setdefault("keepalives_count", 3)
+        params.setdefault("tcp_user_timeout", 15_000)
         params.setdefault("application_name", "dcs-tasks-bot")
         self._schema = schema
         self._lease = timedelta(seconds=lease_seconds)
@@ -340,7 +351,10 @@ class PostgresStore:
             open=False,
             configure=self._configure,
             check=ConnectionPool.check_connection,
-            timeout=float(connect_timeout) * 3,
+            # While the database is down, a state call fails after this wait with StateError
+            # (the poll cycle is retried next interval); the pool reconnects by itself.
+            timeout=wait_seconds,
+            reconnect_timeout=wait_seconds,
             name="dcs-tasks-bot-state",
         )
         with self._errors("opening the connection pool"):

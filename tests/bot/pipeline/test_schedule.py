@@ -8,12 +8,18 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from bot.dcs.models import Task
 from bot.pipeline.poll import Poller
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from state.sqlite import SqliteStore
-from tests.conftest import Harness
+from tests.conftest import ALERTS, Harness
+from tests.faultproxy import FaultProxy
+from tests.postgres import PgSchema
 from tests.waiting import wait_until
 
 PROD = "11111111-1111-4111-8111-111111111111"
@@ -170,3 +176,48 @@ def test_a_poller_that_lost_the_lease_mid_cycle_writes_and_sends_nothing(
     assert source.usurper.count_pending() == 0
     source.usurper.close()
     runner.stop()
+
+
+@pytest.mark.postgres
+def test_changes_made_while_the_database_restarts_are_alerted_once_when_it_is_back(
+    simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path, pg_schema: PgSchema
+) -> None:
+    """PostgreSQL goes away (every connection cut, new ones refused) while a task fails and
+    another starts: ticks fail with a state error and the runner lives on; once the database is
+    back, the next tick alerts each change exactly once, and the tick after that nothing."""
+    pg_schema.create()
+    proxy = FaultProxy.for_url(pg_schema.url)
+    proxy.start()
+    url = PgSchema(proxy.url(pg_schema.url), pg_schema.name).search_path_url
+    simulator.add_instance("cache-prod", instance_id=PROD)
+    resize = simulator.add_task(PROD, "EXTEND", "EXECUTING")
+    h = Harness(simulator, slack, tmp_path / "unused.sqlite", DATABASE_URL=url)
+    runner = h.parts.runner()
+    try:
+        assert runner.tick() is not None
+        proxy.down()
+        simulator.set_status(resize, "FAILED")
+        simulator.add_task(PROD, "BindEip", "EXECUTING")
+        for _ in range(2):
+            started = time.monotonic()
+            assert runner.tick() is None
+            assert time.monotonic() - started < 15  # the promise: a state error, not a hang
+            assert runner.last_failure is not None
+            assert runner.last_failure.startswith("state: PostgreSQL")
+        assert len(h.slack_calls("chat.postMessage")) == 1
+
+        proxy.up()
+        result = runner.tick()
+        assert result is not None
+        assert result.ok
+        runner.tick()
+
+        texts = [m.text or "" for m in slack.messages(ALERTS)]
+        assert sum("EXECUTING → FAILED" in t for t in texts) == 1
+        assert sum("Enabling public access" in t for t in texts) == 1
+        assert len(h.slack_calls("chat.update")) == 1
+        assert h.parts.store.count_pending() == 0
+    finally:
+        runner.stop()
+        h.close()
+        proxy.close()
