@@ -16,6 +16,7 @@ from tests.faultproxy import FaultProxy
 from tests.postgres import PgSchema
 from tests.state.conftest import FakeClock
 from tests.state.test_contract import INSTANCE, post, record
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -45,6 +46,15 @@ def timed(call: object) -> tuple[float, BaseException | None]:
     return time.monotonic() - started, None
 
 
+def answers(store: PostgresStore) -> bool:
+    """True when the store answers a ping."""
+    try:
+        store.ping(timeout=2)
+    except StateError:
+        return False
+    return True
+
+
 def test_calls_fail_fast_while_the_database_is_down_and_work_when_it_is_back(
     proxied: tuple[FaultProxy, PostgresStore],
 ) -> None:
@@ -66,10 +76,10 @@ def test_calls_fail_fast_while_the_database_is_down_and_work_when_it_is_back(
         assert seconds < FAILS_WITHIN
     seconds, error = timed(store.ping)
     assert isinstance(error, StateError)
-    assert seconds < 1.5
+    assert seconds < 2.5  # ping(1.0): about a second, with room for a loaded machine
 
     proxy.up()
-    store.ping(timeout=5)
+    wait_until(lambda: answers(store), "the pool to reconnect")
     assert set(store.tasks_of(INSTANCE)) == {"t1"}
     assert store.count_pending() == 0
     store.commit_cycle(CycleCommit(tasks=[record("t3")]))
@@ -90,6 +100,6 @@ def test_ping_answers_within_a_second_when_the_database_hangs(
 
     assert isinstance(error, StateError)
     assert "no answer within 1 s" in str(error)
-    assert first < 1.5
+    assert first < 2.5  # about a second, with room for a loaded machine
     assert isinstance(again, StateError)
-    assert second < 1.5
+    assert second < 2.5

@@ -207,8 +207,7 @@ def test_changes_made_while_the_database_restarts_are_alerted_once_when_it_is_ba
         assert len(h.slack_calls("chat.postMessage")) == 1
 
         proxy.up()
-        result = runner.tick()
-        assert result is not None
+        result = wait_until(runner.tick, "a tick once the database is back")
         assert result.ok
         runner.tick()
 
