@@ -194,6 +194,7 @@ class SimProcess:
         access_key: str = ACCESS_KEY,
         secret_key: str = SECRET_KEY,
         listen_backlog: int | None = None,
+        step: float = 10.0,
     ) -> None:
         self.project_id = project_id
         self.access_key = access_key
@@ -208,6 +209,7 @@ class SimProcess:
             "access_key": access_key,
             "secret_key": secret_key,
             "listen_backlog": listen_backlog,
+            "step": step,
         }
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -252,6 +254,10 @@ class SimProcess:
         """Change the latency added to every answer."""
         self._ask({"cmd": "latency", "seconds": seconds})
         self.latency = seconds
+
+    def set_faults(self, rate: float, kinds: Sequence[str]) -> None:
+        """Answer a share ``rate`` of requests with a fault of ``kinds`` (e.g. ``["429"]``)."""
+        self._ask({"cmd": "faults", "rate": rate, "kinds": list(kinds)})
 
     def clear(self) -> None:
         """Forget the recorded requests."""

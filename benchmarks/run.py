@@ -24,6 +24,7 @@ from benchmarks import (
     bench_quiet,
     bench_state,
     bench_stats,
+    bench_windows,
 )
 from benchmarks._common import BenchResult, Target, machine_line, targets_table
 
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[bool], BenchResult]] = {
     "ack": bench_ack.run,
     "delivery": bench_delivery.run,
     "stats": bench_stats.run,
+    "windows": bench_windows.run,
 }
 
 

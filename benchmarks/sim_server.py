@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 from bot.testing import simulator
@@ -51,7 +52,12 @@ def main() -> int:
     ids = []
     for i in range(int(config["instances"])):
         iid = sim.add_instance(f"cache-{i:04d}")
-        sim.add_tasks_bulk(iid, int(config.get("tasks", 0)), status=config.get("status", "SUCCESS"))
+        sim.add_tasks_bulk(
+            iid,
+            int(config.get("tasks", 0)),
+            status=config.get("status", "SUCCESS"),
+            step=timedelta(seconds=float(config.get("step", 10.0))),
+        )
         ids.append(iid)
     url = sim.start()
     _reply({"url": url, "instances": ids})
@@ -66,6 +72,9 @@ def main() -> int:
                 _reply({"count": len(sim.requests), "cpu": time.process_time()})
             elif cmd == "latency":
                 sim.latency = float(command["seconds"])
+                _reply({})
+            elif cmd == "faults":
+                sim.set_fault_rate(float(command["rate"]), list(command["kinds"]))
                 _reply({})
             elif cmd == "clear":
                 sim.clear_requests()

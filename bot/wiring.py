@@ -196,7 +196,7 @@ def dcs_client(
                 http, project.project_id, retry=retry, sleep=sleep, stop=stop, limit=limit
             )
             clients.append((project, dcs))
-        return stack.pop_all(), ProjectClients(clients)
+        return stack.pop_all(), ProjectClients(clients, limit=limit)
 
 
 def build(

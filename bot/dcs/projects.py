@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from bot.dcs.client import DcsClient, DcsUnknownInstanceError
 from bot.dcs.errors import DcsError
+from bot.dcs.limit import AdaptiveLimit
 from bot.dcs.models import Instance, Task
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,14 @@ class ProjectClients:
     (or none) and is named in :attr:`failures`; the others go on.
     """
 
-    def __init__(self, clients: Sequence[tuple[Project, DcsClient]]) -> None:
+    def __init__(
+        self, clients: Sequence[tuple[Project, DcsClient]], *, limit: AdaptiveLimit | None = None
+    ) -> None:
+        """``limit`` is the limit on requests in flight the clients share (for its figures)."""
         if not clients:
             raise ValueError("ProjectClients needs at least one project")
         self._clients = list(clients)
+        self.limit = limit
         self._several = len(self._clients) > 1
         plain = [project.label for project, _ in self._clients]
         #: Two projects in one region are told apart by the start of their project ID.

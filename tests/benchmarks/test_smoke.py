@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from benchmarks import bench_ack, bench_cycle, bench_delivery, bench_quiet, bench_state
+from benchmarks import (
+    bench_ack,
+    bench_cycle,
+    bench_delivery,
+    bench_quiet,
+    bench_state,
+    bench_windows,
+)
 from benchmarks._common import BENCH_PYTHON, BenchResult
 from bot.testing.fake_slack import RateLimit
 
@@ -132,3 +139,18 @@ def test_delivery_loses_and_duplicates_nothing_under_rate_limits() -> None:
         assert (m["lost"], m["duplicated"], m["pending"]) == (0, 0, 0)
         assert m["floor"] == pytest.approx(1 / 50)
     assert_reports(bench_delivery.report([m]))
+
+
+def test_windows_quiet_cycle_reads_less_with_the_watermark_than_the_full_window() -> None:
+    """The quiet cycle with watermarks reads fewer tasks and bytes than with the full window."""
+    quiet = bench_windows.measure_quiet(5)
+    assert quiet["before"]["tasks"] == bench_windows.TASKS
+    assert quiet["after"]["tasks"] < quiet["before"]["tasks"]
+    assert quiet["after"]["bytes"] < quiet["before"]["bytes"]
+
+
+def test_windows_storm_cuts_the_shared_limit() -> None:
+    """Under a 429 storm the shared limit is cut and the figures come back."""
+    storm = bench_windows.measure_storm(10, 0.5)
+    assert storm["cuts"] >= 1
+    assert storm["requests"] > 10
