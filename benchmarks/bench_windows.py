@@ -39,7 +39,7 @@ from benchmarks._common import (
     script_main,
 )
 from bot.config import Settings, load_settings
-from bot.wiring import Components, build
+from bot.wiring import MAX_IN_FLIGHT, Components, build
 from state.base import CycleCommit, StateStore
 
 TASKS = 50
@@ -189,6 +189,25 @@ def measure_storm(n: int, rate: float) -> dict[str, Any]:
     }
 
 
+def measure_limit(n: int, latency: float) -> dict[str, float]:
+    """A quiet cycle over ``n`` instances answering in ``latency`` s, against its concurrency
+    limit (``n x latency / requests in flight``)."""
+    with (
+        SimProcess(n, tasks=1, latency=latency, listen_backlog=1024) as sim,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        parts = build(_settings(sim, Path(tmp) / "s.sqlite"), with_slack=False)
+        try:
+            parts.poller.run_cycle()
+            began, cpu = time.monotonic(), time.process_time()
+            parts.poller.run_cycle()
+            seconds, cpu = time.monotonic() - began, time.process_time() - cpu
+        finally:
+            parts.close()
+    floor = n * latency / MAX_IN_FLIGHT
+    return {"seconds": seconds, "floor": floor, "ratio": seconds / floor, "cpu": cpu}
+
+
 def run(quick: bool) -> BenchResult:
     """Quiet bytes/CPU before and after, RSS at 1k and 10k, the 429 storm."""
     result = BenchResult("windows")
@@ -242,6 +261,33 @@ def run(quick: bool) -> BenchResult:
                     )
                 )
     result.tables.append(rss)
+
+    n_limit = 500 if quick else 10000
+    lim = measure_limit(n_limit, 0.1)
+    result.tables.append(
+        Table(
+            f"a quiet cycle over {n_limit} instances at 100 ms per request, "
+            f"{MAX_IN_FLIGHT} in flight",
+            ["cycle s", "limit s", "ratio", "CPU s"],
+            [
+                [
+                    f"{lim['seconds']:.1f}",
+                    f"{lim['floor']:.1f}",
+                    f"{lim['ratio']:.2f}",
+                    f"{lim['cpu']:.1f}",
+                ]
+            ],  # fmt: skip
+            left=0,
+        )
+    )
+    result.targets.append(
+        Target(
+            f"cycle at {n_limit} x 100 ms vs its limit",
+            f"{lim['ratio']:.2f}x",
+            "<= 2x",
+            lim["ratio"] <= 2.0,
+        )
+    )
 
     n_storm = 100 if quick else 1000
     storm = Table(
