@@ -269,14 +269,7 @@ def run(quick: bool) -> BenchResult:
             f"a quiet cycle over {n_limit} instances at 100 ms per request, "
             f"{MAX_IN_FLIGHT} in flight",
             ["cycle s", "limit s", "ratio", "CPU s"],
-            [
-                [
-                    f"{lim['seconds']:.1f}",
-                    f"{lim['floor']:.1f}",
-                    f"{lim['ratio']:.2f}",
-                    f"{lim['cpu']:.1f}",
-                ]
-            ],  # fmt: skip
+            [[f"{lim[k]:.2f}" for k in ("seconds", "floor", "ratio", "cpu")]],
             left=0,
         )
     )
