@@ -70,6 +70,7 @@ def fetch(
     lookback: timedelta,
     max_in_flight: int,
     cursors: Mapping[str, InstanceCursor] | None = None,
+    overlap: timedelta = WATERMARK_OVERLAP,
 ) -> list[Fetched]:
     """Read each instance's tasks, at most ``max_in_flight`` requests at a time, and what is
     stored for them: only unfinished and just-fetched tasks, never an instance's history,
@@ -85,6 +86,7 @@ def fetch(
             now,
             lookback,
             watermark=cursor.watermark if cursor else None,
+            overlap=overlap,
         )
         try:
             return Fetched(instance, dcs.list_tasks(instance.instance_id, start=start))

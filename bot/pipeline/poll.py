@@ -22,7 +22,7 @@ from bot.dcs.models import Instance, Task
 from bot.pipeline import mutes as muting
 from bot.pipeline.changes import Change, diff, to_record
 from bot.pipeline.durations import finished_samples, finishing_names
-from bot.pipeline.fetch import Fetched, TaskSource, fetch
+from bot.pipeline.fetch import WATERMARK_OVERLAP, Fetched, TaskSource, fetch
 from bot.pipeline.health import CYCLE_KEY
 from bot.pipeline.plan import digest_channels, render_deliveries, route_changes
 from bot.pipeline.routing import route
@@ -164,6 +164,7 @@ class Poller:
         interval: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         batch_size: int = 500,
+        overlap: timedelta = WATERMARK_OVERLAP,
     ) -> None:
         """``scope`` names the project whose tasks' usual durations this poller learns;
         ``stuck_after`` is DCS_STUCK_AFTER; a cycle longer than ``interval`` (the poll
@@ -183,6 +184,7 @@ class Poller:
         self._interval = interval
         self._monotonic = monotonic
         self._batch_size = max(1, batch_size)
+        self._overlap = overlap
         self._last_prune: datetime | None = None
 
     def run_cycle(self, *, commit: bool = True) -> CycleResult:
@@ -258,6 +260,7 @@ class Poller:
             lookback=self._lookback,
             max_in_flight=self._max_in_flight,
             cursors=cursors,
+            overlap=self._overlap,
         )
         diffed = diff_all(fetched, cursors, now)
         planned = self._plan(diffed.changes, fetched, instances, now, summarize=first)
