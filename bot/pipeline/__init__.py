@@ -1,3 +1,4 @@
-"""The poll pipeline: which instances are watched, change detection, routing, the poll cycle, the
-scheduler that runs it and the health it reports. Imports ``bot.dcs``, ``bot.slack`` and ``state``;
-never ``handlers`` or the command line."""
+"""The poll pipeline: the watched instances (``watch``), the poll cycle's steps (``fetch`` →
+``changes`` with ``detect`` → ``plan`` with ``routing``, chained by ``poll``), mutes, durations and
+stuck tasks, the scheduler that runs it and the health it reports. Imports ``bot.dcs``,
+``bot.slack`` and ``state``; never ``handlers`` or the command line."""
