@@ -56,12 +56,12 @@ def render_deliveries(
     digests: dict[str, list[Change]],
     *,
     now: datetime,
-    usual: Mapping[str, DurationStats] | None = None,
+    usual: Mapping[str, Mapping[str, DurationStats]] | None = None,
 ) -> list[NewDelivery]:
     """The outbox items: one digest per digest channel, then for each routed change a post
     (a new task, unless digested) or an edit of its message and a thread reply (a transition;
     broadcast when it failed), naming the usual duration of a finished task's kind when
-    ``usual`` knows it."""
+    ``usual`` (instance ID → task name → stats) knows it."""
     deliveries: list[NewDelivery] = []
     for channel, changes in digests.items():
         message = render.digest([(c.task, c.instance.label) for c in changes], now=now)
@@ -74,7 +74,7 @@ def render_deliveries(
 
 
 def _task_deliveries(
-    item: Routed, now: datetime, usual: Mapping[str, DurationStats]
+    item: Routed, now: datetime, usual: Mapping[str, Mapping[str, DurationStats]]
 ) -> list[NewDelivery]:
     """The outbox items of one change in one channel."""
     channel, change = item.channel, item.change
@@ -83,7 +83,7 @@ def _task_deliveries(
     if change.reason is Reason.NEW:
         return [NewDelivery("post", channel, alert.text, alert.blocks, task.instance_id, task.id)]
     assert change.previous is not None  # only a known task changes status
-    note = usually(usual.get(task.name)) if task.is_final else ""
+    note = usually(usual.get(task.instance_id, {}).get(task.name)) if task.is_final else ""
     reply = render.transition_reply(task, change.previous.status, now=now, usual=note)
     return [
         NewDelivery("update", channel, alert.text, alert.blocks, task.instance_id, task.id),

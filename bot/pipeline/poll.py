@@ -21,12 +21,12 @@ from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
 from bot.pipeline import mutes as muting
 from bot.pipeline.changes import Change, diff, to_record
-from bot.pipeline.durations import finished_samples, finishing_names
+from bot.pipeline.durations import finished_samples, finishing, usual_durations
 from bot.pipeline.fetch import WATERMARK_OVERLAP, Fetched, TaskSource, fetch
 from bot.pipeline.health import CYCLE_KEY
 from bot.pipeline.plan import digest_channels, render_deliveries, route_changes
 from bot.pipeline.routing import route
-from bot.pipeline.stuck import Running, running_longer, stuck
+from bot.pipeline.stuck import Running, is_stuck, running_longer
 from bot.pipeline.watch import WatchedInstances
 from bot.slack.summaries import stuck_warning
 from state.base import (
@@ -312,8 +312,8 @@ class Poller:
         subscriptions = self._store.subscriptions()
         mutes = self._store.mutes()
         running = running_longer(fetched, self._stuck_after, now)
-        wanted = finishing_names(changes) | {r.task.name for r in running}
-        usual = self._store.duration_stats(self._scope, wanted) if wanted else {}
+        wanted = finishing(changes) + [(r.instance, r.task.name) for r in running]
+        usual = usual_durations(self._store, wanted, self._scope)
 
         names = {i.instance_id: i.label for i in instances}
         over = muting.ended(mutes, now) if summarize else []
@@ -335,7 +335,7 @@ class Poller:
     def _stuck_deliveries(
         self,
         running: Sequence[Running],
-        usual: dict[str, DurationStats],
+        usual: dict[str, dict[str, DurationStats]],
         subscriptions: Sequence[Subscription],
         mutes: Sequence[Mute],
         now: datetime,
@@ -343,7 +343,10 @@ class Poller:
         """One broadcast thread reply per channel for each task newly stuck and not muted."""
         candidates = [
             r
-            for r in stuck(running, usual, self._stuck_after)
+            for r in running
+            if is_stuck(
+                r, usual.get(r.instance.instance_id, {}).get(r.task.name), self._stuck_after
+            )
             if muting.muting(mutes, r.task, r.instance.name, now) is None
         ]
         if not candidates:
@@ -356,7 +359,8 @@ class Poller:
             if (task.instance_id, task.id) in marked:
                 continue
             warned.append((task.instance_id, task.id))
-            message = stuck_warning(task.name, task.status, item.seconds, usual.get(task.name))
+            stats = usual.get(task.instance_id, {}).get(task.name)
+            message = stuck_warning(task.name, task.status, item.seconds, stats)
             for channel in route(
                 task,
                 item.instance.name,

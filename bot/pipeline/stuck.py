@@ -3,7 +3,7 @@ enough of it finished before. Pure: the poll cycle asks the store which were war
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,10 +52,3 @@ def is_stuck(running: Running, stats: DurationStats | None, stuck_after: timedel
     if stats is not None and stats.count >= MIN_SAMPLES:
         limit = max(limit, P95_FACTOR * stats.p95)
     return running.seconds >= limit
-
-
-def stuck(
-    candidates: Sequence[Running], stats: Mapping[str, DurationStats], stuck_after: timedelta
-) -> list[Running]:
-    """The candidates that are stuck."""
-    return [r for r in candidates if is_stuck(r, stats.get(r.task.name), stuck_after)]
