@@ -63,13 +63,14 @@ def demo_simulator(port: int = 0) -> Iterator[DcsSimulator]:
 
 
 def _history(sim: DcsSimulator, instance_id: str) -> None:
-    """Resizes and replica additions of the last day, each about 4 minutes long: the first
-    cycle records them silently, and the bot learns how long such tasks usually take."""
+    """Resizes (about 4 minutes each) and replica additions (about 1 minute) of the last day:
+    the first cycle records them silently, and the bot learns how long they usually take."""
     for n, took in enumerate((3.5, 4, 4, 3.8, 4, 4)):
-        for name in ("EXTEND", "AddReplica"):
+        for name, scale in (("EXTEND", 1.0), ("AddReplica", 0.25)):
             created = datetime.now(UTC) - timedelta(hours=20 - 2 * n, minutes=len(name))
             task_id = sim.add_task(instance_id, name, "EXECUTING", created_at=created)
-            sim.set_status(task_id, "SUCCESS", updated_at=created + timedelta(minutes=took))
+            end = created + timedelta(minutes=took * scale)
+            sim.set_status(task_id, "SUCCESS", updated_at=end)
 
 
 def run_demo(
@@ -110,6 +111,7 @@ def demo_settings(sim: DcsSimulator, slack: FakeSlack, scratch: Path) -> Setting
             "DCS_ALERT_CHANNEL": ALERT_CHANNEL,
             "STATE_PATH": str(scratch / "demo.sqlite"),
             "DCS_DIGEST_THRESHOLD": "10",
+            "DCS_STUCK_AFTER": "4m",  # the demo's minutes stand for a real deployment's hours
         }
     )
 
@@ -152,7 +154,7 @@ def demo_script(
             "EXECUTING",
             details={"new_replica_num": 2, "old_replica_num": 1},
             user_name="alice",
-            created_at=datetime.now(UTC) - timedelta(minutes=47),
+            created_at=datetime.now(UTC) - timedelta(minutes=4, seconds=30),
         )
 
     def weekly_report() -> None:
@@ -219,7 +221,7 @@ def demo_script(
         ),
         ("/dcs-tasks unmute cache-staging: one summary, the failure named", unmute_staging),
         (
-            "A replica addition has run 47 minutes (it usually takes 4): one stuck warning",
+            "A replica addition has run 4½ min, usually 1 (demo: DCS_STUCK_AFTER=4m): warned once",
             hang_replica,
         ),
         ("It is still running: the warning is not repeated", lambda: None),

@@ -24,7 +24,7 @@ def test_the_demo_tells_its_story_through_the_real_pipeline() -> None:
     assert "(usually 4m)" in shown
     assert "It held back 1 alert: 1 FAILED." in shown
     assert "failover test, OPS-42" in shown
-    assert "still EXECUTING after 47m, usually 4m (p95 of 6)" in shown
+    assert "still EXECUTING after 4m 30s, usually 1m (p95 of 6)" in shown
     assert "DCS tasks in the last 7d" in shown
     # History from before the first cycle is recorded silently, never posted (only counted in
     # the report).
