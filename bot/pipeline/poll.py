@@ -163,7 +163,7 @@ class Poller:
         clock: Callable[[], datetime] = utcnow,
         interval: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        batch_size: int = 500,
+        batch_size: int = 100,
         overlap: timedelta = WATERMARK_OVERLAP,
     ) -> None:
         """``scope`` names the project whose tasks' usual durations this poller learns;
