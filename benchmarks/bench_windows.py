@@ -135,9 +135,18 @@ def _child(args: argparse.Namespace) -> int:
             times.append(time.monotonic() - began)
     finally:
         parts.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _peak_rss_mb()
     print(json.dumps({"rss_mb": rss_mb, "first_s": times[0], "quiet_s": times[1]}))
     return 0
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM (ru_maxrss would carry over the parent's peak
+    from before the exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _drop_schema(schema: str) -> None:
