@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
+from bot.pipeline import gone
 from bot.pipeline import mutes as muting
 from bot.pipeline.changes import Change, diff, to_record
 from bot.pipeline.durations import finished_samples, finishing, usual_durations
@@ -165,6 +166,7 @@ class Poller:
         monotonic: Callable[[], float] = time.monotonic,
         batch_size: int = 100,
         overlap: timedelta = WATERMARK_OVERLAP,
+        gone_after: timedelta = gone.GONE_AFTER,
     ) -> None:
         """``scope`` names the project whose tasks' usual durations this poller learns;
         ``stuck_after`` is DCS_STUCK_AFTER; a cycle longer than ``interval`` (the poll
@@ -185,6 +187,7 @@ class Poller:
         self._monotonic = monotonic
         self._batch_size = max(1, batch_size)
         self._overlap = overlap
+        self._gone_after = gone_after
         self._last_prune: datetime | None = None
 
     def run_cycle(self, *, commit: bool = True) -> CycleResult:
@@ -209,13 +212,15 @@ class Poller:
         kept: list[Change] = []
         sent: list[NewDelivery] = []
         cycle = CycleCommit()
+        missing = gone.missing_since(self._store.get_meta(gone.MISSING_KEY))
         for number, batch in enumerate(batches, start=1):
             last = number == len(batches)
-            done = self._batch(batch, instances, cursors, now, first=number == 1)
+            done = self._batch(batch, instances, cursors, now, first=number == 1, missing=missing)
             cycle = done.commit
+            missing = cycle.meta[gone.MISSING_KEY]
             errors.update(done.errors)
             if last:
-                meta = cycle_meta(errors, instances, now)
+                meta = {**cycle.meta, **cycle_meta(errors, instances, now)}
                 meta[CYCLE_KEY] = self._timing(self._monotonic() - started, now)
                 cycle = replace(cycle, meta=meta)
             if commit:
@@ -250,8 +255,10 @@ class Poller:
         now: datetime,
         *,
         first: bool,
+        missing: dict[str, dict[str, str]],
     ) -> Batch:
-        """Fetch, diff and plan one batch into what its commit writes."""
+        """Fetch, diff and plan one batch into what its commit writes; settle the tasks DCS
+        stopped listing (``missing``: since when each has been absent, see bot.pipeline.gone)."""
         fetched = fetch(
             self._dcs,
             self._store,
@@ -264,10 +271,19 @@ class Poller:
         )
         diffed = diff_all(fetched, cursors, now)
         planned = self._plan(diffed.changes, fetched, instances, now, summarize=first)
+        settled = gone.settle(
+            fetched,
+            missing,
+            now=now,
+            alert_channel=self._alert_channel,
+            subscriptions=self._store.subscriptions(),
+            gone_after=self._gone_after,
+        )
         commit = CycleCommit(
-            tasks=[to_record(c, now) for c in diffed.changes],
+            tasks=[to_record(c, now) for c in diffed.changes] + settled.records,
             cursors=diffed.cursors,
-            deliveries=planned.deliveries,
+            deliveries=[*planned.deliveries, *settled.deliveries],
+            meta={gone.MISSING_KEY: settled.missing},
             muted=planned.muted,
             mutes_summarized=planned.summarized,
             durations=finished_samples(diffed.changes, self._scope, now),

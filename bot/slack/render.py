@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.dcs.models import Task, TaskDetails
@@ -167,6 +167,20 @@ def transition_reply(task: Task, old_status: str, *, now: datetime, usual: str =
         text=fit(f"{emoji} {label}: {old} → {new}{after}", MAX_TEXT),
         blocks=[section(line)],
     )
+
+
+def gone_reply(task: Task, *, missing_for: timedelta) -> Message:
+    """The thread reply settling a task DCS no longer lists: its last known status, and that
+    its outcome is unknown."""
+    label = esc(task_label(task.name))
+    last = _status(task.status)
+    gone = format_duration(missing_for.total_seconds())
+    line = (
+        f":grey_question: *{label}*: {last} → *no longer listed by DCS* (missing for {gone}); "
+        "its outcome is unknown, check the instance in the console"
+    )
+    text = f"{label}: {last} → no longer listed by DCS (missing for {gone}); outcome unknown"
+    return Message(text=fit(text, MAX_TEXT), blocks=[section(line)])
 
 
 def digest(tasks: Sequence[tuple[Task, str | None]], *, now: datetime) -> Message:

@@ -486,6 +486,14 @@ class DcsSimulator:
             task.status = status
             task.updated_at = updated_at or self.clock()
 
+    def drop_task(self, task_id: str) -> None:
+        """Forget a task, as DCS does when it stops listing one (its own retention)."""
+        with self._lock:
+            task = self._tasks.pop(task_id)
+            for tasks in self._by_instance.values():
+                if task in tasks:
+                    tasks.remove(task)
+
     def set_instance_status(self, instance_id: str, status: str) -> None:
         """Change an instance's status (RUNNING, RESTARTING, ...)."""
         with self._lock:
