@@ -270,13 +270,16 @@ class Poller:
             overlap=self._overlap,
         )
         diffed = diff_all(fetched, cursors, now)
-        planned = self._plan(diffed.changes, fetched, instances, now, summarize=first)
+        subscriptions = self._store.subscriptions()
+        planned = self._plan(
+            diffed.changes, fetched, instances, now, subscriptions, summarize=first
+        )
         settled = gone.settle(
             fetched,
             missing,
             now=now,
             alert_channel=self._alert_channel,
-            subscriptions=self._store.subscriptions(),
+            subscriptions=subscriptions,
             gone_after=self._gone_after,
         )
         commit = CycleCommit(
@@ -319,13 +322,13 @@ class Poller:
         fetched: Sequence[Fetched],
         instances: Sequence[Instance],
         now: datetime,
+        subscriptions: Sequence[Subscription],
         *,
         summarize: bool = True,
     ) -> Planned:
         """The deliveries of the cycle: alerts routed by the current subscriptions, less those
         an active mute holds back, with usual durations; then the summaries of mutes that
         ended and the warnings about newly stuck tasks."""
-        subscriptions = self._store.subscriptions()
         mutes = self._store.mutes()
         running = running_longer(fetched, self._stuck_after, now)
         wanted = finishing(changes) + [(r.instance, r.task.name) for r in running]
