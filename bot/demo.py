@@ -83,10 +83,7 @@ def run_demo(
         FakeSlack(token=DEMO_SLACK_TOKEN) as slack,
         tempfile.TemporaryDirectory() as scratch,
     ):
-        # The demo makes a task that "has hung for 47 minutes" by creating it now with an old
-        # created_at; a bot polling all along would have seen it start. So that the story can
-        # show it, the demo asks DCS for the last hour, not the last minutes, of each instance.
-        parts = build(demo_settings(sim, slack, Path(scratch)), overlap=timedelta(hours=1))
+        parts = build(demo_settings(sim, slack, Path(scratch)))
         try:
             story = _Story(console, parts, slack, lambda: sleep(pause))
             ids = {i.name: i.instance_id for i in sim_instances(parts)}

@@ -23,7 +23,6 @@ from bot.dcs.client import DEFAULT_RETRY, DcsClient, RetryPolicy
 from bot.dcs.limit import AdaptiveLimit
 from bot.dcs.projects import REGION_PLACEHOLDER, Project, ProjectClients
 from bot.metrics import Metrics, counting_web_client
-from bot.pipeline.fetch import WATERMARK_OVERLAP
 from bot.pipeline.poll import Poller
 from bot.pipeline.report import ScheduledReport
 from bot.pipeline.schedule import PollRunner
@@ -210,7 +209,6 @@ def build(
     retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Callable[[float], object] | None = None,
     metrics: Metrics | None = None,
-    overlap: timedelta = WATERMARK_OVERLAP,
 ) -> Components:
     """Build the components; ``with_slack=False`` for commands that never post.
 
@@ -238,7 +236,6 @@ def build(
             stuck_after=settings.stuck_after,
             scope=settings.project_id or "",
             interval=float(settings.poll_interval),
-            overlap=overlap,
         )
         parts = Components(
             settings, store, http, dcs, watched, poller, stopping=stopping, metrics=metrics
