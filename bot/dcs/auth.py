@@ -18,7 +18,14 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import httpx
 
-from bot.dcs.errors import DcsAuthError, DcsBadResponseError, DcsUnavailableError
+from bot.dcs.errors import (
+    DcsBadResponseError,
+    DcsError,
+    DcsUnavailableError,
+    error_fields,
+    error_for_status,
+    redact,
+)
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -38,13 +45,6 @@ def utc_now() -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive time is taken as UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _redact(text: str, *secrets: str) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 # --- AK/SK signing -------------------------------------------------------------------------
@@ -291,31 +291,19 @@ class IamTokenAuth(httpx.Auth):
         }
 
     def _fetch(self) -> _Token:
+        """Ask IAM for a token; failures become the :mod:`bot.dcs.errors` tree, redacted."""
         url = self.tokens_url
         try:
             response = self._client.post(
                 url, params={"nocatalog": "true"}, json=self._request_body()
             )
         except httpx.HTTPError as exc:
-            reason = _redact(str(exc), self._password)
+            reason = redact(str(exc), self._password)
             raise DcsUnavailableError(
                 f"IAM token request to {url} failed: {type(exc).__name__}: {reason}"
             ) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise DcsUnavailableError(
-                f"IAM token request to {url} answered HTTP {response.status_code}",
-                response.status_code,
-            )
         if response.status_code >= 400:
-            code, message = _iam_error(response)
-            raise DcsAuthError(
-                response.status_code,
-                code,
-                _redact(
-                    f"IAM refused a token for user {self.username!r}: {message}", self._password
-                ),
-                service="IAM",
-            )
+            raise self._refusal(response)
         value = response.headers.get("X-Subject-Token")
         if not value:
             raise DcsBadResponseError(
@@ -323,27 +311,28 @@ class IamTokenAuth(httpx.Auth):
             )
         return _Token(value, self._expires_at(response))
 
+    def _refusal(self, response: httpx.Response) -> DcsError:
+        """The error for IAM's error answer, with the password taken out of everything."""
+        code, message = error_fields(response)
+        error = error_for_status(
+            response.status_code,
+            code,
+            f"IAM refused a token for user {self.username!r}: "
+            f"{message or response.reason_phrase or 'no reason given'}",
+            service="IAM",
+            secrets=(self._password,),
+        )
+        if isinstance(error, DcsUnavailableError):
+            return DcsUnavailableError(
+                f"IAM token request to {self.tokens_url} answered HTTP {response.status_code}",
+                response.status_code,
+                error.error_code,
+            )
+        return error
+
     def _expires_at(self, response: httpx.Response) -> datetime:
         try:
             expires = datetime.fromisoformat(str(response.json()["token"]["expires_at"]))
         except (ValueError, KeyError, TypeError):
             return as_utc(self._clock()) + self.default_lifetime
         return as_utc(expires)
-
-
-def _iam_error(response: httpx.Response) -> tuple[str | None, str]:
-    """``(code, message)`` from an IAM error body (Keystone or Huawei shape)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, response.reason_phrase or "no reason given"
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        error = body["error"]
-        return (
-            str(error.get("title") or error.get("code") or "") or None,
-            str(error.get("message") or ""),
-        )
-    if isinstance(body, dict):
-        code = body.get("error_code")
-        return (str(code) if code else None, str(body.get("error_msg") or ""))
-    return None, response.reason_phrase or "no reason given"

@@ -25,17 +25,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from bot.dcs.errors import (
-    DcsApiError,
-    DcsAuthError,
     DcsBadResponseError,
     DcsError,
-    DcsNotFoundError,
     DcsUnavailableError,
+    DcsUnknownInstanceError,
+    error_fields,
+    error_for_status,
 )
 from bot.dcs.ids import checked_id
 from bot.dcs.limit import AdaptiveLimit
@@ -54,14 +54,6 @@ _ID_LIKE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^[0-9a-f]{32}$", re.I
 )
 _TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-class DcsUnknownInstanceError(DcsError):
-    """An instance asked for by name or ID is not in the project (or its name is ambiguous)."""
-
-    def __init__(self, wanted: str, message: str) -> None:
-        self.wanted = wanted
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -112,31 +104,48 @@ def _retry_after(response: httpx.Response) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def _error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-        body = body["error"]  # the OpenStack shape: {"error": {"code": ..., "message": ...}}
-    if not isinstance(body, Mapping):
-        return None, None
-    code = body.get("error_code", body.get("code"))
-    msg = body.get("error_msg", body.get("message"))
-    return (
-        str(code)[:64] if code is not None else None,
-        str(msg)[:300] if msg is not None else None,
-    )
+@dataclass(frozen=True)
+class _Failure:
+    """Why one attempt failed in a way worth retrying."""
+
+    reason: str
+    status: int | None = None
+    error_code: str | None = None
+    retry_after: float | None = None
+    bad_body: bool = False
+
+    def error(self, path: str, attempts: int) -> DcsError:
+        """The error raised once no retry is left."""
+        if self.bad_body:
+            return DcsBadResponseError(f"DCS kept answering {path} with {self.reason}")
+        return DcsUnavailableError(
+            f"DCS is unavailable: {self.reason} on {path} after {attempts} attempt(s)",
+            self.status,
+            self.error_code,
+        )
 
 
-def _raise_for_client_error(response: httpx.Response) -> None:
-    code, msg = _error_fields(response)
+@dataclass(frozen=True)
+class _Parsed(Generic[T]):
+    """A successful attempt's parsed answer."""
+
+    value: T
+
+
+def _judge(response: httpx.Response, parse: Callable[[Any], T]) -> _Parsed[T] | _Failure:
+    """Classify an answer: parsed (2xx), retryable (429/5xx, bad body), or raise the error."""
     status = response.status_code
-    if status in (401, 403):
-        raise DcsAuthError(status, code, msg)
-    if status == 404:
-        raise DcsNotFoundError(status, code, msg)
-    raise DcsApiError(status, code, msg)
+    if 200 <= status < 300:
+        try:
+            return _Parsed(parse(response.json()))
+        except (ValueError, DcsBadResponseError) as exc:
+            return _Failure(f"bad response body ({_short(exc)})", bad_body=True)
+    code, msg = error_fields(response)
+    error = error_for_status(status, code, msg)
+    if not isinstance(error, DcsUnavailableError):
+        raise error
+    retry_after = _retry_after(response) if status == 429 else None
+    return _Failure(str(error).removeprefix("DCS answered "), status, error.error_code, retry_after)
 
 
 class DcsClient:
@@ -189,61 +198,64 @@ class DcsClient:
 
     def _get(self, path: str, params: Mapping[str, str | int], parse: Callable[[Any], T]) -> T:
         """GET ``path`` and ``parse`` its JSON, retrying transient failures and bad bodies."""
-        policy = self._retry
         started = self._monotonic()
-        attempts = max(1, policy.attempts)
+        attempts = max(1, self._retry.attempts)
         for attempt in range(1, attempts + 1):
             if self._stop.is_set():
                 raise DcsUnavailableError(f"DCS request to {path} not sent: stopping")
-            retry_after: float | None = None
-            bad_body = False
-            status: int | None = None
-            error_code: str | None = None
-            try:
-                response = self._send(path, params)
-            except _TRANSIENT_ERRORS as exc:
-                reason = type(exc).__name__
-            except DcsUnavailableError as exc:  # raised by the auth while fetching an IAM token
-                reason, status = str(exc), exc.status_code
-            except httpx.HTTPError as exc:  # not transient: a bad URL, protocol or proxy
-                raise DcsUnavailableError(
-                    f"DCS request to {path} failed: {type(exc).__name__}: {_short(exc)}"
-                ) from None
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    try:
-                        return parse(response.json())
-                    except (ValueError, DcsBadResponseError) as exc:
-                        bad_body = True
-                        reason = f"bad response body ({_short(exc)})"
-                elif status == 429 or status >= 500:
-                    retry_after = _retry_after(response) if status == 429 else None
-                    error_code, _ = _error_fields(response)
-                    reason = f"HTTP {status}" + (f" {error_code}" if error_code else "")
-                else:
-                    _raise_for_client_error(response)
-            if attempt == attempts:
+            outcome = self._attempt(path, params, parse)
+            if isinstance(outcome, _Parsed):
+                return outcome.value
+            failure = outcome
+            delay = self._retry_delay(path, failure, attempt, attempts, started)
+            if delay is None:
                 break
-            delay = policy.backoff(attempt, self._rng)
-            if retry_after is not None:
-                delay = min(policy.max_delay, max(delay, retry_after))
-            if self._monotonic() - started + delay > policy.total_budget:
-                logger.warning(
-                    "DCS GET %s: %s; retry budget of %.0fs spent", path, reason, policy.total_budget
-                )
-                break
-            logger.warning(
-                "DCS GET %s: %s; retry %d/%d in %.2fs", path, reason, attempt, attempts - 1, delay
-            )
             self._sleep(delay)
-        if bad_body:
-            raise DcsBadResponseError(f"DCS kept answering {path} with {reason}")
-        raise DcsUnavailableError(
-            f"DCS is unavailable: {reason} on {path} after {attempt} attempt(s)",
-            status,
-            error_code,
+        raise failure.error(path, attempt)
+
+    def _attempt(
+        self, path: str, params: Mapping[str, str | int], parse: Callable[[Any], T]
+    ) -> _Parsed[T] | _Failure:
+        """One request: the parsed answer, a retryable failure, or a final error raised."""
+        try:
+            response = self._send(path, params)
+        except _TRANSIENT_ERRORS as exc:
+            return _Failure(type(exc).__name__)
+        except DcsUnavailableError as exc:  # raised by the auth while fetching an IAM token
+            return _Failure(str(exc), exc.status_code)
+        except httpx.HTTPError as exc:  # not transient: a bad URL, protocol or proxy
+            raise DcsUnavailableError(
+                f"DCS request to {path} failed: {type(exc).__name__}: {_short(exc)}"
+            ) from None
+        return _judge(response, parse)
+
+    def _retry_delay(
+        self, path: str, failure: _Failure, attempt: int, attempts: int, started: float
+    ) -> float | None:
+        """How long to wait before the next attempt; None when no retry is left (logged)."""
+        policy = self._retry
+        if attempt == attempts:
+            return None
+        delay = policy.backoff(attempt, self._rng)
+        if failure.retry_after is not None:
+            delay = min(policy.max_delay, max(delay, failure.retry_after))
+        if self._monotonic() - started + delay > policy.total_budget:
+            logger.warning(
+                "DCS GET %s: %s; retry budget of %.0fs spent",
+                path,
+                failure.reason,
+                policy.total_budget,
+            )
+            return None
+        logger.warning(
+            "DCS GET %s: %s; retry %d/%d in %.2fs",
+            path,
+            failure.reason,
+            attempt,
+            attempts - 1,
+            delay,
         )
+        return delay
 
     # -- instances ---------------------------------------------------------------------------
 

@@ -433,6 +433,7 @@ class IamState:
     expires_at: str | None = (T0 + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     iam_status: int | None = None  # forced status for /v3/auth/tokens
     send_token: bool = True
+    echo_refused: bool = False  # a refusal echoes the request body and the password it sent
     reject_all_tokens: bool = False
     fetch_gate: threading.Event | None = None
     fetches: int = 0
@@ -457,7 +458,8 @@ class IamHandler(QuietHandler):
         if not self.path.startswith("/v3/auth/tokens"):
             self.reply(404, {"error_code": "X.404", "error_msg": "not found"})
             return
-        body = json.loads(self.body())
+        sent = self.body()
+        body = json.loads(sent)
         with state.lock:
             state.fetches += 1
             number = state.fetches
@@ -471,6 +473,10 @@ class IamHandler(QuietHandler):
             self.reply(state.iam_status, {"error": {"code": state.iam_status, "message": "x"}})
             return
         user = body["auth"]["identity"]["password"]["user"]
+        if user["password"] != state.password and state.echo_refused:
+            error = {"code": user["password"], "title": user["password"], "message": sent.decode()}
+            self.reply(401, {"error": error})
+            return
         if user["password"] != state.password:
             self.reply(
                 401,
@@ -673,6 +679,35 @@ def test_failed_token_fetch_raises_a_dcs_error(
     ):
         client.get("/v2/p")
     assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "p@ss.w*rd+(x)?[a]{2}|^$",
+        "quote\"double'single",
+        "back\\slash\\n-tab\t",
+        "ünïcødé-パスワード-🔑",
+        "a&b=c%20d/e?f#g",
+    ],
+)
+def test_a_password_echoed_by_iam_is_redacted_whatever_it_contains(
+    iam: tuple[LoopbackServer, IamState], password: str
+) -> None:
+    """IAM echoing a refused password (as code, title and inside the JSON body it received)
+    leaves no trace of it in the error, raw or escaped."""
+    server, state = iam
+    state.echo_refused = True
+    with pytest.raises(DcsAuthError) as caught:
+        iam_auth(server, password=password).token()
+    text = f"{caught.value} {caught.value.error_code} {caught.value.error_msg}"
+    assert "IAM refused a token for user 'alice'" in text
+    for form in (
+        password,
+        json.dumps(password)[1:-1],
+        json.dumps(password, ensure_ascii=False)[1:-1],
+    ):
+        assert form not in text
 
 
 def test_unreachable_iam_raises_unavailable() -> None:

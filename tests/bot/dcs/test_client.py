@@ -17,7 +17,6 @@ from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from bot.dcs.client import (
     MAX_PAGES,
     DcsClient,
-    DcsUnknownInstanceError,
     RetryPolicy,
     format_dcs_time,
 )
@@ -28,6 +27,7 @@ from bot.dcs.errors import (
     DcsError,
     DcsNotFoundError,
     DcsUnavailableError,
+    DcsUnknownInstanceError,
 )
 from bot.testing.simulator import DcsSimulator
 from bot.wiring import make_http_client
