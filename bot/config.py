@@ -68,12 +68,31 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-def parse_duration(value: str) -> timedelta:
-    """Parse ``90m``, ``24h``, ``7d``, ``2w``, ``30s`` or bare seconds into a timedelta."""
+#: The longest sane value of each duration setting (a bigger one asks DCS for months of tasks
+#: every cycle, or keeps the store growing for years).
+MAX_DURATIONS: dict[str, timedelta] = {
+    "lookback": timedelta(days=30),
+    "retention": timedelta(days=365),
+}
+
+
+def parse_duration(value: str, *, at_most: timedelta | None = None) -> timedelta:
+    """Parse ``90m``, ``24h``, ``7d``, ``2w``, ``30s`` or bare seconds into a timedelta,
+    refusing anything longer than ``at_most``."""
     match = _DURATION.match(value)
     if not match or int(match.group(1)) <= 0:
         raise ValueError("must be a duration such as 90m, 24h or 7d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if at_most is not None and seconds > at_most.total_seconds():
+        raise ValueError(f"must be at most {_short_duration(at_most)}")
+    return timedelta(seconds=seconds)
+
+
+def _short_duration(value: timedelta) -> str:
+    days, seconds = value.days, value.seconds
+    if not seconds:
+        return f"{days}d"
+    return f"{int(value.total_seconds() // 60)}m"
 
 
 def _split(value: object) -> object:
@@ -162,8 +181,13 @@ class Settings(BaseModel):
 
     @field_validator("lookback", "retention", "stuck_after", mode="before")
     @classmethod
-    def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
+    def _duration(cls, value: object, info: ValidationInfo) -> object:
+        at_most = MAX_DURATIONS.get(str(info.field_name))
+        if isinstance(value, str):
+            return parse_duration(value, at_most=at_most)
+        if isinstance(value, timedelta) and at_most is not None and value > at_most:
+            raise ValueError(f"must be at most {_short_duration(at_most)}")
+        return value
 
     @field_validator("report_schedule")
     @classmethod

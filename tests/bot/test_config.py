@@ -79,6 +79,10 @@ def test_instances_are_a_comma_list_where_star_means_all(
         ("DCS_POLL_INTERVAL", "0"),
         ("DCS_LOOKBACK", "forever"),
         ("DCS_RETENTION", "0d"),
+        ("DCS_LOOKBACK", "31d"),
+        ("DCS_LOOKBACK", "99999999999999999999d"),
+        ("DCS_RETENTION", "366d"),
+        ("DCS_RETENTION", "53w"),
         ("DCS_DIGEST_THRESHOLD", "0"),
         ("PORT", "70000"),
         ("LOG_LEVEL", "LOUD"),
@@ -98,6 +102,24 @@ def test_a_malformed_value_gives_one_line_naming_the_variable_and_an_example(
     assert line.startswith(f"{name}: ")
     assert "e.g. " in line
     assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("name", "longest", "too_long", "words"),
+    [
+        ("DCS_LOOKBACK", "30d", "721h", "at most 30d"),
+        ("DCS_RETENTION", "365d", "366d", "at most 365d"),
+    ],
+)
+def test_durations_have_sane_upper_bounds(
+    name: str, longest: str, too_long: str, words: str
+) -> None:
+    """The longest allowed value loads; one unit more is refused with the bound named."""
+    load_settings({name: longest})
+    with pytest.raises(ConfigError) as caught:
+        load_settings({name: too_long})
+    assert words in caught.value.problems[0]
+    assert caught.value.problems[0].startswith(f"{name}: ")
 
 
 def test_several_problems_are_all_reported() -> None:
