@@ -43,6 +43,7 @@ import psycopg
 from psycopg import sql
 
 import bot.wiring  # noqa: F401  # what a bot process has imported, for a fair RSS baseline
+from bot.dcs.client import TaskListing
 from bot.dcs.models import Instance, Task
 from bot.pipeline.changes import Change, diff, to_record
 from bot.pipeline.detect import Reason
@@ -183,11 +184,11 @@ class MemoryDcs:
         """Every instance (the bot's ``DCS_INSTANCES=*``)."""
         return list(self.instances)
 
-    def list_tasks(
+    def read_tasks(
         self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
-    ) -> list[Task]:
+    ) -> TaskListing:
         """The instance's tasks in this cycle's window."""
-        return self.answers[instance_id]
+        return TaskListing(self.answers[instance_id])
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,7 @@ class IamTokenAuth(httpx.Auth):
 
     def _refusal(self, response: httpx.Response) -> DcsError:
         """The error for IAM's error answer, with the password taken out of everything."""
-        code, message = error_fields(response)
+        code, message = error_fields(response.content)
         error = error_for_status(
             response.status_code,
             code,

@@ -9,13 +9,20 @@ The client is given its ``httpx.Client`` (base URL, auth, timeouts, transport; s
   (``Retry-After`` honoured, capped), bounded in attempts and total time, then
   ``DcsUnavailableError``;
 * a 200 whose body is truncated, not JSON or not the documented shape is retried the same way,
-  then ``DcsBadResponseError``.
+  then ``DcsBadResponseError``;
+* every request has a total deadline (``request_deadline``, and never past the retry budget):
+  the body is read in chunks and the clock checked after each, so an answer that trickles in
+  ends at the deadline; a body larger than ``max_body_bytes`` and paging past
+  :data:`MAX_PAGES` pages or :data:`MAX_ITEMS` items are ``DcsBadResponseError`` at once;
+* a malformed task (no id, no string status, nested too deep) is skipped and reported, never
+  the whole answer: :meth:`DcsClient.read_tasks` says which.
 
 Retries are logged at WARNING on the ``bot.dcs.client`` logger, without credentials or task params.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -23,7 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -39,7 +46,7 @@ from bot.dcs.errors import (
 )
 from bot.dcs.ids import checked_id
 from bot.dcs.limit import AdaptiveLimit
-from bot.dcs.models import Instance, Task
+from bot.dcs.models import Instance, Task, storable
 
 logger = logging.getLogger("bot.dcs.client")
 
@@ -47,8 +54,14 @@ T = TypeVar("T")
 
 #: The largest page DCS serves.
 MAX_PAGE_SIZE = 1000
-#: A guard against a service that never stops paging.
-MAX_PAGES = 200
+#: A guard against a service that never stops paging: more pages than this is an error.
+MAX_PAGES = 100
+#: More tasks (or instances) than this in one listing is an error, not memory growth.
+MAX_ITEMS = 20_000
+#: The largest answer body read (decoded); a bigger one is an error.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: The default total deadline of one request, connect to last byte.
+REQUEST_DEADLINE = 20.0
 
 _ID_LIKE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^[0-9a-f]{32}$", re.I
@@ -92,9 +105,55 @@ def _count(value: object) -> int:
     raise DcsBadResponseError("the count in the DCS answer is missing or not a number")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+class _DeadlinePassed(Exception):
+    """The answer did not arrive completely before the request's deadline."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A whole answer, read within the deadline and the size bound."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+@dataclass(frozen=True)
+class TaskListing:
+    """An instance's tasks as read, newest first, and the malformed task records skipped:
+    ``malformed`` says why for each, ``malformed_ids`` holds the IDs of those that had one."""
+
+    tasks: list[Task]
+    malformed: tuple[str, ...] = ()
+    malformed_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class _TaskPage:
+    count: int
+    entries: int
+    tasks: list[Task]
+    malformed: list[tuple[str | None, str]]
+
+
+def _clamped(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """The client's per-operation timeouts, none longer than the time left."""
+    left = max(0.001, remaining)
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
     """The ``Retry-After`` header in seconds (an HTTP date is not honoured: backoff applies)."""
-    raw = response.headers.get("Retry-After")
+    raw = headers.get("Retry-After")
     if raw is None:
         return None
     try:
@@ -132,19 +191,19 @@ class _Parsed(Generic[T]):
     value: T
 
 
-def _judge(response: httpx.Response, parse: Callable[[Any], T]) -> _Parsed[T] | _Failure:
+def _judge(answer: _Answer, parse: Callable[[Any], T]) -> _Parsed[T] | _Failure:
     """Classify an answer: parsed (2xx), retryable (429/5xx, bad body), or raise the error."""
-    status = response.status_code
+    status = answer.status_code
     if 200 <= status < 300:
         try:
-            return _Parsed(parse(response.json()))
-        except (ValueError, DcsBadResponseError) as exc:
+            return _Parsed(parse(json.loads(answer.content)))
+        except (ValueError, RecursionError, DcsBadResponseError) as exc:
             return _Failure(f"bad response body ({_short(exc)})", bad_body=True)
-    code, msg = error_fields(response)
+    code, msg = error_fields(answer.content)
     error = error_for_status(status, code, msg)
     if not isinstance(error, DcsUnavailableError):
         raise error
-    retry_after = _retry_after(response) if status == 429 else None
+    retry_after = _retry_after(answer.headers) if status == 429 else None
     return _Failure(str(error).removeprefix("DCS answered "), status, error.error_code, retry_after)
 
 
@@ -163,6 +222,8 @@ class DcsClient:
         monotonic: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
         limit: AdaptiveLimit | None = None,
+        request_deadline: float = REQUEST_DEADLINE,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         """``stop``, once set, ends retrying: a retry wait returns at once and no new attempt
         starts (``DcsUnavailableError``), so a stopping process does not sit out the budget.
@@ -170,6 +231,8 @@ class DcsClient:
         process, bounds the requests in flight and shrinks on 429s (see ``bot.dcs.limit``)."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}")
+        if request_deadline <= 0 or max_body_bytes <= 0:
+            raise ValueError("request_deadline and max_body_bytes must be positive")
         self._http = http
         self._project_id = project_id
         self._retry = retry
@@ -179,6 +242,25 @@ class DcsClient:
         self._page_size = page_size
         self._monotonic = monotonic
         self._limit = limit
+        self._request_deadline = request_deadline
+        self._max_body_bytes = max_body_bytes
+
+    def with_deadline(self, seconds: float) -> DcsClient:
+        """This client (same connections) with every call, retries included, bounded to
+        ``seconds``: for calls made while a Slack user waits."""
+        return DcsClient(
+            self._http,
+            self._project_id,
+            retry=replace(self._retry, total_budget=min(self._retry.total_budget, seconds)),
+            sleep=self._sleep,
+            rng=self._rng,
+            page_size=self._page_size,
+            monotonic=self._monotonic,
+            stop=self._stop,
+            limit=self._limit,
+            request_deadline=min(self._request_deadline, seconds),
+            max_body_bytes=self._max_body_bytes,
+        )
 
     @property
     def project_id(self) -> str:
@@ -187,23 +269,16 @@ class DcsClient:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _send(self, path: str, params: Mapping[str, str | int]) -> httpx.Response:
-        """One GET, within the shared limit on requests in flight when there is one."""
-        if self._limit is None:
-            return self._http.get(path, params=params)
-        with self._limit.slot() as slot:
-            response = self._http.get(path, params=params)
-            slot.answered(response.status_code)
-            return response
-
     def _get(self, path: str, params: Mapping[str, str | int], parse: Callable[[Any], T]) -> T:
         """GET ``path`` and ``parse`` its JSON, retrying transient failures and bad bodies."""
         started = self._monotonic()
+        budget_end = started + self._retry.total_budget
         attempts = max(1, self._retry.attempts)
         for attempt in range(1, attempts + 1):
             if self._stop.is_set():
                 raise DcsUnavailableError(f"DCS request to {path} not sent: stopping")
-            outcome = self._attempt(path, params, parse)
+            deadline = min(self._monotonic() + self._request_deadline, budget_end)
+            outcome = self._attempt(path, params, parse, deadline)
             if isinstance(outcome, _Parsed):
                 return outcome.value
             failure = outcome
@@ -214,11 +289,17 @@ class DcsClient:
         raise failure.error(path, attempt)
 
     def _attempt(
-        self, path: str, params: Mapping[str, str | int], parse: Callable[[Any], T]
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        parse: Callable[[Any], T],
+        deadline: float,
     ) -> _Parsed[T] | _Failure:
         """One request: the parsed answer, a retryable failure, or a final error raised."""
         try:
-            response = self._send(path, params)
+            answer = self._receive(path, params, deadline)
+        except _DeadlinePassed:
+            return _Failure("no complete answer before the request's deadline")
         except _TRANSIENT_ERRORS as exc:
             return _Failure(type(exc).__name__)
         except DcsUnavailableError as exc:  # raised by the auth while fetching an IAM token
@@ -227,7 +308,39 @@ class DcsClient:
             raise DcsUnavailableError(
                 f"DCS request to {path} failed: {type(exc).__name__}: {_short(exc)}"
             ) from None
-        return _judge(response, parse)
+        return _judge(answer, parse)
+
+    def _receive(self, path: str, params: Mapping[str, str | int], deadline: float) -> _Answer:
+        """One GET, within the shared limit on requests in flight when there is one."""
+        if self._limit is None:
+            return self._read(path, params, deadline)
+        with self._limit.slot() as slot:
+            answer = self._read(path, params, deadline)
+            slot.answered(answer.status_code)
+            return answer
+
+    def _read(self, path: str, params: Mapping[str, str | int], deadline: float) -> _Answer:
+        """GET ``path`` and read the whole answer in chunks, before ``deadline`` and within
+        ``max_body_bytes`` (DcsBadResponseError, not retried: it would only be big again)."""
+        if self._monotonic() >= deadline:
+            raise _DeadlinePassed
+        timeout = _clamped(self._http.timeout, deadline - self._monotonic())
+        limit = self._max_body_bytes
+        too_big = f"DCS answered {path} with more than {limit // (1024 * 1024) or limit} " + (
+            "MB" if limit >= 1024 * 1024 else "bytes"
+        )
+        with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise DcsBadResponseError(too_big)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise DcsBadResponseError(too_big)
+                if self._monotonic() > deadline:
+                    raise _DeadlinePassed
+            return _Answer(response.status_code, response.headers, bytes(body))
 
     def _retry_delay(
         self, path: str, failure: _Failure, attempt: int, attempts: int, started: float
@@ -272,8 +385,9 @@ class DcsClient:
                 found.setdefault(instance.instance_id, instance)
             offset += len(page)
             if not page or len(page) < self._page_size or offset >= total:
-                break
-        return list(found.values())
+                return list(found.values())
+            _check_items(path, offset)
+        raise _too_many_pages(path)
 
     def resolve_instances(self, wanted: Sequence[str]) -> list[Instance]:
         """The instances named by ``wanted`` (IDs or names), in that order; empty = every one.
@@ -313,13 +427,25 @@ class DcsClient:
         end: datetime | None = None,
     ) -> tuple[int, list[Task]]:
         """One page of an instance's tasks: (``task_count``, the tasks of this page)."""
+        page = self._task_page(instance_id, offset=offset, limit=limit, start=start, end=end)
+        return page.count, page.tasks
+
+    def _task_page(
+        self,
+        instance_id: str,
+        *,
+        offset: int,
+        limit: int,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> _TaskPage:
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
         if start is not None:
             params["start_time"] = format_dcs_time(start)
         if end is not None:
             params["end_time"] = format_dcs_time(end)
 
-        def parse(body: Any) -> tuple[int, list[Task]]:
+        def parse(body: Any) -> _TaskPage:
             return _parse_tasks(instance_id, body)
 
         path = f"/v2/{self._project_id}/instances/{checked_id(instance_id, 'instance ID')}/tasks"
@@ -331,22 +457,47 @@ class DcsClient:
         """Every task of an instance created within ``start``..``end``, newest first.
 
         Pages until ``task_count`` tasks were read or a page comes back short; tasks that
-        appear on two pages (new tasks shift the pages) are kept once.
+        appear on two pages (new tasks shift the pages) are kept once. Malformed task records
+        are skipped (see :meth:`read_tasks`).
         """
+        return self.read_tasks(instance_id, start=start, end=end).tasks
+
+    def read_tasks(
+        self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> TaskListing:
+        """:meth:`list_tasks`, saying which task records were malformed and skipped (logged)."""
         found: dict[str, Task] = {}
+        malformed: dict[str, str] = {}
+        malformed_ids: set[str] = set()
         offset = 0
         for _ in range(MAX_PAGES):
-            total, page = self.list_tasks_page(
+            page = self._task_page(
                 instance_id, offset=offset, limit=self._page_size, start=start, end=end
             )
-            for task in page:
+            for task in page.tasks:
                 found.setdefault(task.id, task)
-            offset += len(page)
-            if not page or len(page) < self._page_size or offset >= total:
+            for task_id, reason in page.malformed:
+                malformed.setdefault(task_id or f"#{offset + len(malformed)}", reason)
+                if task_id:
+                    malformed_ids.add(task_id)
+            offset += page.entries
+            if not page.entries or page.entries < self._page_size or offset >= page.count:
                 break
+            _check_items(f"tasks of {instance_id}", offset)
         else:
-            logger.warning("DCS tasks of %s: stopped after %d pages", instance_id, MAX_PAGES)
-        return sorted(found.values(), key=_newest_first)
+            raise _too_many_pages(f"tasks of {instance_id}")
+        if malformed:
+            logger.warning(
+                "DCS tasks of %s: skipped %d malformed task record(s): %s",
+                instance_id,
+                len(malformed),
+                "; ".join(list(malformed.values())[:5]),
+            )
+        return TaskListing(
+            sorted(found.values(), key=_newest_first),
+            tuple(malformed.values()),
+            frozenset(malformed_ids),
+        )
 
 
 def _newest_first(task: Task) -> tuple[float, str]:
@@ -370,7 +521,16 @@ def _short(exc: Exception) -> str:
     return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
 
 
-def _parse_tasks(instance_id: str, body: Any) -> tuple[int, list[Task]]:
+def _check_items(what: str, read: int) -> None:
+    if read > MAX_ITEMS:
+        raise DcsBadResponseError(f"DCS listed more than {MAX_ITEMS} items for {what}")
+
+
+def _too_many_pages(what: str) -> DcsBadResponseError:
+    return DcsBadResponseError(f"DCS kept paging {what} past {MAX_PAGES} pages")
+
+
+def _parse_tasks(instance_id: str, body: Any) -> _TaskPage:
     if not isinstance(body, Mapping):
         raise DcsBadResponseError("the tasks answer is not a JSON object")
     count = _count(body.get("task_count"))
@@ -379,7 +539,16 @@ def _parse_tasks(instance_id: str, body: Any) -> tuple[int, list[Task]]:
         tasks = []  # an empty answer may leave the list out
     if not isinstance(tasks, list):
         raise DcsBadResponseError("the tasks answer has no tasks list")
-    return count, [Task.from_json(instance_id, t) for t in tasks]
+    parsed: list[Task] = []
+    malformed: list[tuple[str | None, str]] = []
+    for raw in tasks:
+        try:
+            parsed.append(Task.from_json(instance_id, raw))
+        except DcsBadResponseError as exc:
+            raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+            task_id = storable(raw_id)[:64] if isinstance(raw_id, str) and raw_id else None
+            malformed.append((task_id, str(exc)))
+    return _TaskPage(count, len(tasks), parsed, malformed)
 
 
 def _parse_instances(body: Any) -> tuple[int, list[Instance]]:

@@ -19,8 +19,6 @@ import json
 from collections.abc import Mapping
 from urllib.parse import quote, quote_plus
 
-import httpx
-
 #: How much of a server's error code and message is kept.
 MAX_CODE_CHARS = 64
 MAX_MESSAGE_CHARS = 300
@@ -91,12 +89,12 @@ def is_retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
+def error_fields(content: bytes) -> tuple[str | None, str | None]:
     """``(error_code, error_msg)`` from an error body: the DCS shape (``error_code``,
     ``error_msg``) or the OpenStack/IAM one (``{"error": {"code"|"title", "message"}}``)."""
     try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return None, None
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         body = body["error"]

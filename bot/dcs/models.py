@@ -1,7 +1,14 @@
-"""Typed, frozen records for what DCS returns: instances, background tasks and their details."""
+"""Typed, frozen records for what DCS returns: instances, background tasks and their details.
+
+This is the boundary where DCS JSON becomes data the bot keeps: every string is made storable
+here, once (no NUL, no lone surrogate: PostgreSQL refuses both), non-finite numbers become null,
+and a record nested deeper than :data:`MAX_DEPTH` or a task without a usable ``id`` or ``status``
+is malformed (:class:`~bot.dcs.errors.DcsBadResponseError`), so both stores get clean data.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -29,10 +36,41 @@ def parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+#: How deeply a task or instance object may nest (the documented ones nest two levels).
+MAX_DEPTH = 16
+
+
+def storable(text: str) -> str:
+    """``text`` as both stores accept it: NUL characters removed, lone surrogates replaced."""
+    if text.isascii():
+        return text.replace("\x00", "") if "\x00" in text else text
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def storable_json(value: object, depth: int = 0) -> Any:
+    """A JSON value with every string (keys too) :func:`storable` and non-finite numbers as null.
+
+    Raises DcsBadResponseError when it nests deeper than :data:`MAX_DEPTH`.
+    """
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= MAX_DEPTH:
+        raise DcsBadResponseError(f"a record in the DCS answer nests deeper than {MAX_DEPTH}")
+    if isinstance(value, Mapping):
+        return {storable(str(k)): storable_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v, depth + 1) for v in value]
+    return storable(str(value))
+
+
 def _str(value: object) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
-    return str(value)
+    return storable(str(value))
 
 
 def _int(value: object) -> int | None:
@@ -105,7 +143,7 @@ class TaskDetails:
 
 
 def _commands(raw: object) -> tuple[str, ...] | None:
-    return tuple(str(c) for c in raw if c is not None) if isinstance(raw, list) else None
+    return tuple(storable(str(c)) for c in raw if c is not None) if isinstance(raw, list) else None
 
 
 _CONVERTERS: dict[str, Any] = {"bool | None": _bool, "int | None": _int}
@@ -140,28 +178,40 @@ class Task:
 
     @classmethod
     def from_json(cls, instance_id: str, data: object) -> Task:
-        """Build from a SingleBackgroundTask object; a task without an ``id`` is malformed.
+        """Build from a SingleBackgroundTask object, its strings made :func:`storable`.
 
         ``params`` may carry secrets (a password change): it is dropped here, the one place DCS
         JSON becomes a Task, so nothing downstream can store, show or log it.
+
+        Malformed (DcsBadResponseError naming the task where it can): not an object, no ``id``,
+        a ``status`` that is missing or not a string, nesting deeper than :data:`MAX_DEPTH`.
         """
         if not isinstance(data, Mapping):
             raise DcsBadResponseError("a task in the DCS answer is not a JSON object")
         task_id = _str(data.get("id"))
         if not task_id:
             raise DcsBadResponseError("a task in the DCS answer has no id")
+        status = data.get("status")
+        if not isinstance(status, str) or not storable(status).strip():
+            raise DcsBadResponseError(f"task {task_id[:64]!r} has no status or a non-string one")
+        try:
+            clean: dict[str, Any] = storable_json(
+                {key: value for key, value in data.items() if key != "params"}
+            )
+        except DcsBadResponseError as exc:
+            raise DcsBadResponseError(f"task {task_id[:64]!r}: {exc}") from None
         return cls(
             instance_id=instance_id,
             id=task_id,
-            name=_str(data.get("name")) or "",
-            status=(_str(data.get("status")) or "").upper(),
-            user_name=_str(data.get("user_name")),
-            user_id=_str(data.get("user_id")),
-            created_at=parse_time(data.get("created_at")),
-            updated_at=parse_time(data.get("updated_at")),
-            enable_show=_bool(data.get("enable_show")),
-            details=TaskDetails.from_json(data.get("details")),
-            raw={key: value for key, value in data.items() if key != "params"},
+            name=_str(clean.get("name")) or "",
+            status=storable(status).strip().upper(),
+            user_name=_str(clean.get("user_name")),
+            user_id=_str(clean.get("user_id")),
+            created_at=parse_time(clean.get("created_at")),
+            updated_at=parse_time(clean.get("updated_at")),
+            enable_show=_bool(clean.get("enable_show")),
+            details=TaskDetails.from_json(clean.get("details")),
+            raw=clean,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -204,10 +254,11 @@ class Instance:
         instance_id = _str(data.get("instance_id"))
         if not instance_id:
             raise DcsBadResponseError("an instance in the DCS answer has no instance_id")
+        clean: dict[str, Any] = storable_json(data)
         return cls(
             instance_id=instance_id,
-            name=_str(data.get("name")) or instance_id,
-            engine=_str(data.get("engine")),
-            status=_str(data.get("status")),
-            raw=dict(data),
+            name=_str(clean.get("name")) or instance_id,
+            engine=_str(clean.get("engine")),
+            status=_str(clean.get("status")),
+            raw=clean,
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.dcs.client import TaskListing
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
 from state.base import InstanceCursor, StateStore, TaskRecord
@@ -20,21 +21,25 @@ log = logging.getLogger(__name__)
 class TaskSource(Protocol):
     """What the poller needs of the DCS client."""
 
-    def list_tasks(
+    def read_tasks(
         self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
-    ) -> list[Task]:
-        """Every task of an instance created in [start, end]."""
+    ) -> TaskListing:
+        """Every task of an instance created in [start, end], and the malformed ones skipped."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """One instance's answer in this cycle: its tasks, or why they could not be read."""
+    """One instance's answer in this cycle: its tasks, or why they could not be read;
+    ``malformed`` says why task records were skipped, ``malformed_ids`` which (a task that
+    turned malformed has not vanished)."""
 
     instance: Instance
     tasks: list[Task] | None
     previous: Mapping[str, TaskRecord] = field(default_factory=dict)
     error: str | None = None
+    malformed: tuple[str, ...] = ()
+    malformed_ids: frozenset[str] = frozenset()
 
 
 #: How far before an instance's watermark an incremental window starts: a task DCS lists a
@@ -89,10 +94,16 @@ def fetch(
             overlap=overlap,
         )
         try:
-            return Fetched(instance, dcs.list_tasks(instance.instance_id, start=start))
+            listing = dcs.read_tasks(instance.instance_id, start=start)
         except DcsError as exc:
             log.warning("polling %s failed: %s", instance.name, exc)
             return Fetched(instance, None, error=str(exc))
+        return Fetched(
+            instance,
+            listing.tasks,
+            malformed=listing.malformed,
+            malformed_ids=listing.malformed_ids,
+        )
 
     workers = min(max(1, max_in_flight), max(1, len(instances)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
@@ -115,6 +126,8 @@ def fetch(
                 **stored.get(a.instance.instance_id, {}),
             },
             a.error,
+            a.malformed,
+            a.malformed_ids,
         )
         for a in answers
     ]

@@ -58,6 +58,8 @@ class CycleResult:
     commit: CycleCommit
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Instances that answered with malformed task records (skipped): why, by instance ID.
+    malformed: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,7 @@ class Batch:
     commit: CycleCommit
     changes: list[Change]
     errors: dict[str, str]
+    malformed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ class Poller:
         errors = {f"project {k}": v for k, v in self._watched.failures().items()}
         kept: list[Change] = []
         sent: list[NewDelivery] = []
+        malformed: dict[str, str] = {}
         cycle = CycleCommit()
         missing = gone.missing_since(self._store.get_meta(gone.MISSING_KEY))
         for number, batch in enumerate(batches, start=1):
@@ -219,6 +223,7 @@ class Poller:
             cycle = done.commit
             missing = cycle.meta[gone.MISSING_KEY]
             errors.update(done.errors)
+            malformed.update(done.malformed)
             if last:
                 meta = {**cycle.meta, **cycle_meta(errors, instances, now)}
                 meta[CYCLE_KEY] = self._timing(self._monotonic() - started, now)
@@ -235,7 +240,9 @@ class Poller:
             self._maybe_prune(now)
         if len(batches) > 1:
             cycle = replace(cycle, tasks=(), cursors=(), deliveries=sent)
-        result = CycleResult(len(instances), kept, cycle, errors, self._monotonic() - started)
+        result = CycleResult(
+            len(instances), kept, cycle, errors, self._monotonic() - started, malformed
+        )
         log.info(
             "cycle: %d instances in %d batch(es), %d changes, %d deliveries, %d failed, %.2fs",
             result.instances,
@@ -292,7 +299,8 @@ class Poller:
             durations=finished_samples(diffed.changes, self._scope, now),
             stuck=planned.stuck,
         )
-        return Batch(commit, diffed.changes, diffed.errors)
+        malformed = {a.instance.instance_id: "; ".join(a.malformed) for a in fetched if a.malformed}
+        return Batch(commit, diffed.changes, diffed.errors, malformed)
 
     def _timing(self, seconds: float, now: datetime) -> dict[str, Any]:
         """How long the cycle took, and whether it overran the poll interval (then said in the

@@ -75,8 +75,10 @@ DETAIL_KEYS: tuple[str, ...] = (
     "updated_config_length",
 )
 
-#: Fault kinds besides any three-digit HTTP status (``"500"``, ``"503"``, ``"403"``...).
-FAULT_KINDS = frozenset({"truncated", "not_json", "slow", "reset"})
+#: Fault kinds besides any three-digit HTTP status (``"500"``, ``"503"``, ``"403"``...):
+#: ``trickle`` sends the real answer one byte every ``trickle_delay`` seconds, ``huge`` a
+#: 17 MB body without Content-Length, ``deep`` JSON nested 100,000 levels deep.
+FAULT_KINDS = frozenset({"truncated", "not_json", "slow", "reset", "trickle", "huge", "deep"})
 
 # Error codes the simulator answers with (DCS-style; APIGW answers authentication failures).
 BAD_REQUEST_CODE = "111400063"
@@ -278,6 +280,7 @@ class DcsSimulator:
         retry_after: str | None = "1",
         slow_delay: float = 2.0,
         iam: DcsSimulator | None = None,
+        trickle_delay: float = 0.05,
     ) -> None:
         self.project_id = project_id
         #: Another simulator whose IAM issued the tokens this one accepts (one IAM, several
@@ -293,6 +296,8 @@ class DcsSimulator:
         self.retry_after = retry_after
         #: How long a ``slow`` fault stalls before answering (longer than the client timeout).
         self.slow_delay = slow_delay
+        #: The pause between two bytes of a ``trickle`` answer.
+        self.trickle_delay = trickle_delay
         #: Every request received, oldest first.
         self.requests: list[RecordedRequest] = []
         self._access_key = access_key
@@ -494,6 +499,11 @@ class DcsSimulator:
                 if task in tasks:
                     tasks.remove(task)
 
+    def set_extra(self, task_id: str, extra: Mapping[str, Any]) -> None:
+        """Merge ``extra`` into a task's JSON from now on (malformed fields, NUL characters...)."""
+        with self._lock:
+            self._tasks[task_id].extra.update(extra)
+
     def set_instance_status(self, instance_id: str, status: str) -> None:
         """Change an instance's status (RUNNING, RESTARTING, ...)."""
         with self._lock:
@@ -573,7 +583,25 @@ class DcsSimulator:
         if fault is not None and self._fault(h, fault):
             return
         response = self._route(h, raw_path, query_string, query, body)
-        self._send(h, response.status, json.dumps(response.body).encode(), response.headers)
+        payload = json.dumps(response.body).encode()
+        if fault == "trickle":
+            self._trickle(h, response.status, payload)
+            return
+        self._send(h, response.status, payload, response.headers)
+
+    def _trickle(self, h: _Handler, status: int, payload: bytes) -> None:
+        """Send the headers, then the body one byte at a time until done or stopped."""
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json;charset=UTF-8")
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.flush()
+        for i in range(len(payload)):
+            if self._stopping.wait(self.trickle_delay):
+                break
+            h.wfile.write(payload[i : i + 1])
+            h.wfile.flush()
+        h.close_connection = True
 
     def _send(
         self,
@@ -598,9 +626,28 @@ class DcsSimulator:
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
             return True
-        if kind == "slow":
-            self._stopping.wait(self.slow_delay)
+        if kind in ("slow", "trickle"):
+            if kind == "slow":
+                self._stopping.wait(self.slow_delay)
             return False
+        if kind == "huge":
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json;charset=UTF-8")
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(b'{"task_count": "0", "tasks": [], "pad": "')
+            block = b" " * 65536
+            for _ in range(17 * 16 + 1):  # 17 MB and a little
+                h.wfile.write(block)
+            h.wfile.write(b'"}')
+            h.close_connection = True
+            return True
+        if kind == "deep":
+            depth = 100_000
+            self._send(
+                h, 200, b'{"task_count": "1", "tasks": [' + b"[" * depth + b"]" * depth + b"]}"
+            )
+            return True
         if kind == "truncated":
             self._send(h, 200, b'{"task_count": "3", "tasks": [{"id": "8abf6e1e72c1", "na')
             return True

@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -15,6 +16,7 @@ import pytest
 from bot.config import ConfigError, load_settings
 from bot.dcs.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from bot.dcs.client import (
+    MAX_ITEMS,
     MAX_PAGES,
     DcsClient,
     RetryPolicy,
@@ -379,15 +381,19 @@ def test_unknown_extra_and_null_fields_are_tolerated(
     assert task.to_json()["extra"] == [1, 2]
 
 
-def test_task_without_id_is_a_bad_response(
+def test_a_task_without_id_is_skipped_not_the_answer(
     sim: DcsSimulator, make: Callable[..., DcsClient]
 ) -> None:
-    """A task with no id makes the answer unusable: retried, then DcsBadResponseError."""
+    """A task with no id is skipped and reported; the other tasks of the answer are kept and
+    nothing is retried."""
     iid = sim.add_instance("cache-a")
     sim.add_task(iid, "EXTEND", extra={"id": None})
-    with pytest.raises(DcsBadResponseError):
-        make().list_tasks(iid)
-    assert len(task_requests(sim)) == FAST.attempts
+    kept = sim.add_task(iid, "BindEip")
+    listing = make().read_tasks(iid)
+    assert [t.id for t in listing.tasks] == [kept]
+    assert listing.malformed == ("a task in the DCS answer has no id",)
+    assert listing.malformed_ids == frozenset()
+    assert len(task_requests(sim)) == 1
 
 
 @pytest.mark.parametrize(
@@ -399,7 +405,6 @@ def test_task_without_id_is_a_bad_response(
         {"tasks": [], "task_count": "many"},
         {"tasks": [], "task_count": True},
         {"tasks": []},
-        {"tasks": [42], "task_count": 1},
     ],
 )
 def test_wrong_shapes_are_bad_responses(body: object) -> None:
@@ -428,7 +433,8 @@ def test_zero_count_without_tasks_list_is_empty() -> None:
 
 
 def test_endless_paging_is_bounded() -> None:
-    """A service that keeps sending full pages of the same task is asked at most MAX_PAGES times."""
+    """A service that keeps sending full pages of the same task is asked MAX_PAGES times, then
+    the listing is an error, not a silent partial answer."""
     calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -436,9 +442,11 @@ def test_endless_paging_is_bounded() -> None:
         task = {"id": "a" * 32, "name": "EXTEND", "status": "SUCCESS"}
         return httpx.Response(200, json={"task_count": "1000000", "tasks": [task]})
 
-    with httpx.Client(base_url="http://dcs.test", transport=httpx.MockTransport(handler)) as http:
-        tasks = DcsClient(http, "p1", page_size=1).list_tasks("i1")
-    assert [t.id for t in tasks] == ["a" * 32]
+    with (
+        httpx.Client(base_url="http://dcs.test", transport=httpx.MockTransport(handler)) as http,
+        pytest.raises(DcsBadResponseError, match=f"past {MAX_PAGES} pages"),
+    ):
+        DcsClient(http, "p1", page_size=1).list_tasks("i1")
     assert len(calls) == MAX_PAGES
 
 
@@ -665,3 +673,91 @@ def test_the_default_retry_wait_returns_when_stop_is_set(sim: DcsSimulator) -> N
         with pytest.raises(DcsUnavailableError, match="stopping"):
             client.list_instances()  # would wait 30..60 s without the stop
     assert len(sim.requests) == 1
+
+
+# -- deadlines, size and paging bounds (issue 10.4) ------------------------------------------
+
+
+def test_a_trickling_answer_ends_at_the_total_deadline() -> None:
+    """An answer sent one byte every 50 ms (no single read ever times out) is cut at the
+    request's total deadline instead of holding the caller for minutes."""
+    with DcsSimulator(project_id="p1", trickle_delay=0.05) as sim:
+        iid = sim.add_instance("cache-a")
+        sim.add_tasks_bulk(iid, 5)
+        sim.inject("trickle", count=5, path_contains="/tasks")
+        with httpx.Client(base_url=sim.url, timeout=5.0) as http:
+            client = DcsClient(http, "p1", retry=RetryPolicy(attempts=1), request_deadline=1.0)
+            started = time.monotonic()
+            with pytest.raises(DcsUnavailableError, match="deadline"):
+                client.list_tasks(iid)
+            assert time.monotonic() - started < 5.0
+
+
+def test_with_deadline_bounds_every_call_retries_included() -> None:
+    """A client for Slack users (with_deadline) gives up on a stalled DCS within its deadline,
+    however many attempts its retry policy would allow."""
+    with DcsSimulator(project_id="p1", latency=30.0) as sim:
+        iid = sim.add_instance("cache-a")
+        with httpx.Client(base_url=sim.url, timeout=20.0) as http:
+            patient = DcsClient(http, "p1", retry=RetryPolicy(attempts=5, total_budget=60))
+            started = time.monotonic()
+            with pytest.raises(DcsUnavailableError):
+                patient.with_deadline(1.0).list_tasks(iid)
+            assert time.monotonic() - started < 5.0
+
+
+def test_a_body_over_16_mb_is_an_error_read_once() -> None:
+    """A 17 MB answer (no Content-Length) is refused once read past the bound, not retried."""
+    with DcsSimulator(project_id="p1") as sim:
+        iid = sim.add_instance("cache-a")
+        sim.inject("huge", count=5, path_contains="/tasks")
+        with (
+            httpx.Client(base_url=sim.url, timeout=5.0) as http,
+            pytest.raises(DcsBadResponseError, match="more than 16 MB"),
+        ):
+            DcsClient(http, "p1", retry=FAST, sleep=lambda _: None).list_tasks(iid)
+        assert len(task_requests(sim)) == 1
+
+
+def test_a_declared_length_over_the_bound_is_refused_before_reading() -> None:
+    """A Content-Length above max_body_bytes ends the request at once."""
+    with DcsSimulator(project_id="p1") as sim:
+        iid = sim.add_instance("cache-a")
+        sim.add_tasks_bulk(iid, 50)
+        with httpx.Client(base_url=sim.url, timeout=5.0) as http:
+            client = DcsClient(http, "p1", max_body_bytes=4096)
+            with pytest.raises(DcsBadResponseError, match="more than 4096 bytes"):
+                client.list_tasks(iid)
+
+
+def test_listing_more_than_max_items_is_an_error() -> None:
+    """Full pages of distinct tasks past MAX_ITEMS stop the listing with an error."""
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        offset = int(request.url.params["offset"])
+        tasks = [{"id": f"{offset + n:032x}", "status": "SUCCESS"} for n in range(1000)]
+        return httpx.Response(200, json={"task_count": 10**9, "tasks": tasks})
+
+    with (
+        httpx.Client(base_url="http://dcs.test", transport=httpx.MockTransport(handler)) as http,
+        pytest.raises(DcsBadResponseError, match=f"more than {MAX_ITEMS}"),
+    ):
+        DcsClient(http, "p1").list_tasks("i1")
+    assert len(calls) == MAX_ITEMS // 1000 + 1
+
+
+def test_malformed_tasks_are_skipped_and_reported_and_paging_counts_them() -> None:
+    """A task without a string status is skipped (read_tasks says which and why) and still
+    counts for paging, so no page is read twice and none is missed."""
+    with DcsSimulator(project_id="p1") as sim:
+        iid = sim.add_instance("cache-a")
+        ids = sim.add_tasks_bulk(iid, 15, newest=NOW)
+        sim.set_extra(ids[3], {"status": None})
+        with httpx.Client(base_url=sim.url, timeout=5.0) as http:
+            listing = DcsClient(http, "p1", page_size=10).read_tasks(iid)
+        assert [t.id for t in listing.tasks] == [i for i in ids if i != ids[3]]
+        assert listing.malformed_ids == {ids[3]}
+        assert ids[3] in listing.malformed[0]
+        assert [q["offset"] for q in task_requests(sim)] == ["0", "10"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-import httpx
 import pytest
 
 from bot.dcs.errors import (
@@ -63,12 +62,12 @@ def test_error_fields_read_both_body_shapes(
     body: object, fields: tuple[str | None, str | None]
 ) -> None:
     """The DCS shape and the OpenStack/IAM shape give (code, message); others give nothing."""
-    assert error_fields(httpx.Response(400, json=body)) == fields
+    assert error_fields(json.dumps(body).encode()) == fields
 
 
 def test_error_fields_of_a_body_that_is_not_json() -> None:
     """HTML or bytes that are not UTF-8 give no fields, not an exception."""
-    assert error_fields(httpx.Response(502, content=b"<html>\xff\xfe</html>")) == (None, None)
+    assert error_fields(b"<html>\xff\xfe</html>") == (None, None)
 
 
 def test_long_messages_are_shortened_after_redaction() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.dcs.errors import DcsBadResponseError
-from bot.dcs.models import Task, TaskDetails, is_final, parse_time
+from bot.dcs.models import Task, TaskDetails, is_final, parse_time, storable
 from tests.reference import REFERENCE_TASK
 
 
@@ -88,3 +88,56 @@ def test_final_statuses(status: str, final: bool) -> None:
 def test_unreadable_times_are_none(value: object) -> None:
     """A time that cannot be read is None, never an exception."""
     assert parse_time(value) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("plain", "plain"),
+        ("a\x00b", "ab"),
+        ("\x00", ""),
+        ("lone \ud800 surrogate", "lone ? surrogate"),
+        ("ünïcødé\x00", "ünïcødé"),
+    ],
+)
+def test_storable_removes_what_postgresql_refuses(raw: str, clean: str) -> None:
+    """NUL characters go, lone surrogates become '?', everything else stays."""
+    assert storable(raw) == clean
+
+
+def test_task_strings_are_storable_everywhere_keys_too() -> None:
+    """Every string of a task, nested ones and keys included, is cleaned; NaN becomes null."""
+    task = Task.from_json(
+        "i\x00d",
+        {
+            "id": "t\x001",
+            "status": "EXEC\x00UTING",
+            "name": "EXT\x00END",
+            "details": {"group_name": "g\x00"},
+            "ex\x00tra": [{"k\x00": "v\x00"}, float("nan")],
+        },
+    )
+    assert (task.id, task.status, task.name) == ("t1", "EXECUTING", "EXTEND")
+    assert task.details.group_name == "g"
+    assert task.raw["extra"] == [{"k": "v"}, None]
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"id": "t1"}, "no status"),
+        ({"id": "t1", "status": None}, "no status"),
+        ({"id": "t1", "status": 3}, "non-string"),
+        ({"id": "t1", "status": " "}, "no status"),
+        (
+            {"id": "t1", "status": "SUCCESS", "x": [[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]},
+            "deeper",
+        ),
+        ({"status": "SUCCESS"}, "no id"),
+        ([], "not a JSON object"),
+    ],
+)
+def test_malformed_tasks_are_refused_with_the_reason(data: object, words: str) -> None:
+    """A task the bot cannot follow is refused at the boundary, saying why."""
+    with pytest.raises(DcsBadResponseError, match=words):
+        Task.from_json("i1", data)

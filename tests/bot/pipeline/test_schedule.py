@@ -64,9 +64,9 @@ def test_a_tick_stands_by_while_another_process_polls(harness: Harness) -> None:
 class Exploding:
     """A task source that fails in a way the poller does not expect."""
 
-    def list_tasks(
+    def read_tasks(
         self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
-    ) -> list[object]:
+    ) -> object:
         raise RuntimeError("boom")
 
 

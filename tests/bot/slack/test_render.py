@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.dcs.errors import DcsBadResponseError
 from bot.dcs.models import Task
 from bot.slack.render import (
     TASK_LABELS,
@@ -617,8 +618,12 @@ tasks_json = st.fixed_dictionaries(
 def test_any_task_renders_within_limits(
     data: dict[str, Any], instance_id: str, name: str | None, old: str
 ) -> None:
-    """Any task built from random JSON renders without error and within Slack limits."""
-    task = Task.from_json(instance_id, data)
+    """Any task built from random JSON renders without error and within Slack limits (a record
+    the model boundary refuses as malformed, e.g. without a string status, never reaches here)."""
+    try:
+        task = Task.from_json(instance_id, data)
+    except DcsBadResponseError:
+        return
     for message in [
         task_alert(task, name, now=NOW),
         task_details(task, name),
