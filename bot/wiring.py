@@ -31,6 +31,7 @@ from bot.slack.deliver import Deliverer, make_web_client
 from bot.slack.web import build_bolt_app
 from handlers import register_listeners
 from handlers.deps import Deps
+from handlers.offload import USER_DCS_DEADLINE
 from state import open_store
 from state.base import StateStore
 
@@ -274,7 +275,7 @@ def handler_deps(parts: Components) -> Deps:
     return Deps(
         settings=parts.settings,
         store=parts.store,
-        dcs=parts.dcs,
+        dcs=parts.dcs.with_deadline(USER_DCS_DEADLINE),
         watched=parts.watched.current,
         clock=lambda: datetime.now(UTC),
         version=__version__,

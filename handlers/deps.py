@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.config import Settings
 from bot.dcs.errors import DcsError
 from bot.dcs.models import Instance, Task
 from bot.dcs.projects import ProjectClients
+from handlers.offload import Offload
 from state.base import StateStore, TaskRecord
 
 
@@ -38,6 +39,8 @@ class Deps:
     clock: Callable[[], datetime]
     version: str
     started_at: datetime
+    # Where listeners run what may wait on DCS or the store (never Bolt's own threads).
+    offload: Offload = field(default_factory=Offload)
 
     def find_instance(self, wanted: str) -> Instance | None:
         """The watched instance with this ID, or else this name or ``name (region)`` as shown

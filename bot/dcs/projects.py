@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from bot.dcs.client import DcsClient, DcsUnknownInstanceError
-from bot.dcs.errors import DcsError
+from bot.dcs.client import DcsClient, TaskListing
+from bot.dcs.errors import DcsError, DcsUnknownInstanceError
 from bot.dcs.limit import AdaptiveLimit
 from bot.dcs.models import Instance, Task
 
@@ -248,6 +248,19 @@ class ProjectClients:
     ) -> list[Task]:
         """Every task of an instance created within ``start``..``end``, from its project."""
         return self.client_for(instance_id).list_tasks(instance_id, start=start, end=end)
+
+    def read_tasks(
+        self, instance_id: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> TaskListing:
+        """:meth:`list_tasks` with the malformed task records it skipped (the poller's call)."""
+        return self.client_for(instance_id).read_tasks(instance_id, start=start, end=end)
+
+    def with_deadline(self, seconds: float) -> ProjectClients:
+        """The same projects with every call, retries included, bounded to ``seconds`` (for
+        calls made while a Slack user waits)."""
+        return ProjectClients(
+            [(p, c.with_deadline(seconds)) for p, c in self._clients], limit=self.limit
+        )
 
     def list_tasks_page(
         self,

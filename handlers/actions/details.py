@@ -14,6 +14,7 @@ from handlers.actions.click import read_click
 from handlers.actions.refresh import NOT_OURS
 from handlers.commands import replies
 from handlers.deps import Deps
+from handlers.offload import BUSY
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,10 @@ def make_task_details(deps: Deps) -> Callable[..., None]:
 
     def task_details(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
+        if not deps.offload.submit(lambda: answer(body, respond)):
+            replies.send_ephemeral(respond, replies.notice(BUSY), replace_original=False)
+
+    def answer(body: dict[str, Any], respond: Respond) -> None:
         try:
             message = details(deps, body)
         except Exception:

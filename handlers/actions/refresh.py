@@ -16,6 +16,7 @@ from handlers.access import query_refusal
 from handlers.actions.click import read_click
 from handlers.commands import replies
 from handlers.deps import Deps
+from handlers.offload import BUSY
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ def make_task_refresh(deps: Deps) -> Callable[..., None]:
 
     def task_refresh(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
+        if not deps.offload.submit(lambda: answer(body, client, respond)):
+            replies.send_ephemeral(respond, replies.notice(BUSY), replace_original=False)
+
+    def answer(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         try:
             message = refresh(deps, body, client, respond)
         except DcsError as exc:

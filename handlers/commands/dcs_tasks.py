@@ -38,24 +38,30 @@ from handlers.commands.parse import (
     parse,
 )
 from handlers.deps import Deps
+from handlers.offload import BUSY
 from state.base import StateError, Subscription
 
 logger = logging.getLogger(__name__)
 
 
 def make_dcs_tasks(deps: Deps) -> Callable[..., None]:
-    """The Bolt listener of ``/dcs-tasks``, bound to ``deps``."""
+    """The Bolt listener of ``/dcs-tasks``, bound to ``deps``: ``help`` and usage errors are
+    answered at once, everything that may wait on DCS or the store in ``deps.offload``."""
 
     def dcs_tasks(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        message = answer(
-            deps,
-            _unescape(str(command.get("text") or "")),
-            user_id=str(command.get("user_id") or ""),
-            channel_id=str(command.get("channel_id") or ""),
-            slack=client,
-        )
-        replies.send_ephemeral(respond, message)
+        text = _unescape(str(command.get("text") or ""))
+        user_id = str(command.get("user_id") or "")
+        channel_id = str(command.get("channel_id") or "")
+
+        def reply() -> None:
+            message = answer(deps, text, user_id=user_id, channel_id=channel_id, slack=client)
+            replies.send_ephemeral(respond, message)
+
+        if isinstance(parse(text), Help | ParseError):
+            reply()
+        elif not deps.offload.submit(reply):
+            replies.send_ephemeral(respond, replies.notice(BUSY))
 
     return dcs_tasks
 

@@ -519,3 +519,18 @@ def test_an_unreadable_state_store_gets_a_friendly_line(stack: SlackStack) -> No
     stack.store.close()
     message = answer(stack.deps, "subscriptions", user_id=USER, channel_id=CHANNEL)
     assert "cannot read its state store right now" in message.text
+
+
+def test_a_stalled_dcs_never_starves_help_or_buttons(stack: SlackStack) -> None:
+    """Twelve ``list`` commands against a DCS that stopped answering are all acked, and then
+    ``help`` and a button click still get their answers: DCS work runs in its own bounded pool,
+    never in Bolt's five listener threads."""
+    stack.sim.latency = 30.0
+    for _ in range(12):
+        body, _url = stack.command_body("list")
+        assert stack.post_signed(body).status_code == 200
+
+    assert "/dcs-tasks list" in reply_text(stack.command("help"))
+    value = json.dumps({"instance_id": PROD_ID, "task_id": "a" * 32})
+    url = stack.click("task_details", value, message_ts="1700000000.000100")
+    assert "busy" in reply_text(stack.reply(url, wait=5.0))
