@@ -692,7 +692,7 @@ def test_failed_token_fetch_raises_a_dcs_error(
     ],
 )
 def test_a_password_echoed_by_iam_is_redacted_whatever_it_contains(
-    iam: tuple[LoopbackServer, IamState], password: str
+    iam: tuple[Serving, IamState], password: str
 ) -> None:
     """IAM echoing a refused password (as code, title and inside the JSON body it received)
     leaves no trace of it in the error, raw or escaped."""

@@ -20,8 +20,6 @@ from tests.state.conftest import (  # noqa: F401  # fixtures used by name
     StoreFactory,
     clock,
     make_store,
-    pg_schema,
-    pg_url,
     postgres_factory,
     sqlite_factory,
 )
