@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.dcs.models import Task
+from bot.dcs.client import TaskListing
 from bot.pipeline.poll import Poller
 from bot.pipeline.schedule import PollRunner
 from bot.pipeline.watch import WatchedInstances
@@ -138,13 +138,13 @@ class Usurped:
         self._dcs, self._state = dcs, state
         self.usurper: SqliteStore | None = None
 
-    def list_tasks(self, instance_id: str, **window: datetime | None) -> list[Task]:
+    def read_tasks(self, instance_id: str, **window: datetime | None) -> TaskListing:
         if self.usurper is None:
             Path(f"{self._state}.lock").unlink()
             self.usurper = SqliteStore(self._state)
             assert self.usurper.acquire_poller("usurper")
-        tasks: list[Task] = self._dcs.list_tasks(instance_id, **window)  # type: ignore[attr-defined]
-        return tasks
+        listing: TaskListing = self._dcs.read_tasks(instance_id, **window)  # type: ignore[attr-defined]
+        return listing
 
 
 def test_a_poller_that_lost_the_lease_mid_cycle_writes_and_sends_nothing(
