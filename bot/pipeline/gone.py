@@ -65,7 +65,7 @@ def settle(
         if answer.tasks is None:
             continue
         iid = answer.instance.instance_id
-        listed = {t.id for t in answer.tasks}
+        listed = {t.id for t in answer.tasks} | answer.malformed_ids  # still listed, unreadable
         absent = {
             tid: record
             for tid, record in answer.previous.items()
