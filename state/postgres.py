@@ -487,7 +487,6 @@ class PostgresStore:
     def commit_cycle(self, commit: CycleCommit) -> None:
         """Upsert tasks (keeping their stored messages), cursors and meta, append deliveries;
         one transaction."""
-        created = self._clock()
         with self._transaction("committing a poll cycle") as cur:
             self._check_fence(cur)
             if commit.tasks:
@@ -499,24 +498,7 @@ class PostgresStore:
                 )
             if commit.meta:
                 cur.executemany(_UPSERT_META, [(k, _jsonb(v)) for k, v in commit.meta.items()])
-            if commit.deliveries:
-                rows = [
-                    (
-                        d.kind,
-                        d.channel,
-                        d.text,
-                        _jsonb(list(d.blocks)),
-                        d.instance_id,
-                        d.task_id,
-                        d.reply_broadcast,
-                        created,
-                        0,
-                        None,
-                        None,
-                    )
-                    for d in commit.deliveries
-                ]
-                cur.executemany(_INSERT_DELIVERY, rows)
+            self._insert_deliveries(cur, commit.deliveries)
             self._commit_extras(cur, commit)
 
     def _insert_deliveries(

@@ -76,6 +76,24 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, MAX_SECTION_TEXT)}}
 
 
+def packed_sections(
+    lines: Iterable[str], *, budget: int, separator: str = "\n"
+) -> tuple[list[str], int]:
+    """``lines`` packed into at most ``budget`` section texts within Slack's limit, in order:
+    (the texts, how many lines they hold). Lines that do not fit are left for "and N more"."""
+    sections: list[str] = []
+    listed = 0
+    for line in lines:
+        if sections and units(sections[-1]) + units(separator) + units(line) <= MAX_SECTION_TEXT:
+            sections[-1] += separator + line
+        elif len(sections) < budget:
+            sections.append(line)
+        else:
+            break
+        listed += 1
+    return sections, listed
+
+
 def field_sections(facts: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     """(label, mrkdwn value) pairs as two-column section fields, ``MAX_FIELDS`` per section."""
     fields = [

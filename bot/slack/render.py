@@ -28,8 +28,8 @@ from bot.slack.blocks import (
     field_sections,
     fit,
     header,
+    packed_sections,
     section,
-    units,
 )
 
 TASK_LABELS: dict[str, str] = {
@@ -191,18 +191,10 @@ def digest(tasks: Sequence[tuple[Task, str | None]], *, now: datetime) -> Messag
     statuses = Counter(_status(task.status) for task, _ in tasks)
     summary = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
     blocks: list[dict[str, Any]] = [header(f":bell: {count} new DCS {noun}")]
-    sections: list[str] = []
-    listed = 0
-    budget = MAX_BLOCKS - 2  # the header, and the "and N more" line
-    for task, name in tasks:
-        line = fit(_digest_line(task, name), MAX_SECTION_TEXT // 3)
-        if sections and units(sections[-1]) + 1 + units(line) <= MAX_SECTION_TEXT:
-            sections[-1] += "\n" + line
-        elif len(sections) < budget:
-            sections.append(line)
-        else:
-            break
-        listed += 1
+    sections, listed = packed_sections(
+        (fit(_digest_line(task, name), MAX_SECTION_TEXT // 3) for task, name in tasks),
+        budget=MAX_BLOCKS - 2,  # the header, and the "and N more" line
+    )
     blocks += [section(text) for text in sections]
     if listed < count:
         blocks.append(context(f"… and {count - listed} more"))

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION_TEXT, MAX_TEXT, context, esc, fit, section
-from bot.slack.blocks import units as _units
+from bot.slack.blocks import MAX_BLOCKS, MAX_TEXT, context, esc, fit, packed_sections, section
 from bot.slack.render import Message, format_duration, task_label
 from state.base import ReportRow, TaskReport
 
@@ -50,18 +49,11 @@ def report_message(
     if report.total:
         head += f", {failed} failed"
     blocks = [section(head)]
-    sections: list[str] = []
-    listed = 0
-    budget = MAX_BLOCKS - 3  # the head, the failures, "and N more"
-    for row in report.rows[:MAX_NAMES]:
-        line = _row_line(row)
-        if sections and _units(sections[-1]) + 2 + _units(line) <= MAX_SECTION_TEXT:
-            sections[-1] += "\n\n" + line
-        elif len(sections) < budget:
-            sections.append(line)
-        else:
-            break
-        listed += 1
+    sections, listed = packed_sections(
+        (_row_line(row) for row in report.rows[:MAX_NAMES]),
+        budget=MAX_BLOCKS - 3,  # the head, the failures, "and N more"
+        separator="\n\n",
+    )
     blocks += [section(text) for text in sections]
     if listed < len(report.rows):
         blocks.append(context(f"… and {len(report.rows) - listed} more task names"))
