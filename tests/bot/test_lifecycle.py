@@ -135,6 +135,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         process.kill()
 
 
+@pytest.mark.slow  # waits out the 7 s grace period by design
 @pytest.mark.parametrize("command", ["serve", "poll"])
 def test_sigterm_while_a_dcs_request_stalls(
     command: str,
@@ -209,6 +210,7 @@ def pg_behind_proxy(pg_schema: PgSchema) -> Iterator[tuple[FaultProxy, str]]:
         proxy.close()
 
 
+@pytest.mark.slow  # waits out the 7 s grace period by design
 @pytest.mark.postgres
 @pytest.mark.parametrize("fault", ["down", "stall"])
 def test_sigterm_while_postgres_is_down_or_hanging(
@@ -262,6 +264,7 @@ def test_serve_binds_its_port_and_stops_while_postgres_hangs_at_start(
     stop_time(process)
 
 
+@pytest.mark.slow  # a drill: its 1 s bound is the promise, measured on a machine not saturated
 @pytest.mark.postgres
 @pytest.mark.parametrize("fault", ["down", "stall"])
 def test_readyz_answers_within_1s_while_postgres_is_down_or_hanging(

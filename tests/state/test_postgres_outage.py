@@ -18,7 +18,7 @@ from tests.state.conftest import FakeClock
 from tests.state.test_contract import INSTANCE, post, record
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # real connect and pool timeouts
 
 #: What "fail fast" promises: a state call while the database is down ends within this.
 FAILS_WITHIN = 10.0

@@ -178,6 +178,7 @@ def test_a_poller_that_lost_the_lease_mid_cycle_writes_and_sends_nothing(
     runner.stop()
 
 
+@pytest.mark.slow  # a drill: real pool timeouts through the fault proxy
 @pytest.mark.postgres
 def test_changes_made_while_the_database_restarts_are_alerted_once_when_it_is_back(
     simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path, pg_schema: PgSchema
