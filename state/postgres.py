@@ -271,6 +271,10 @@ def _cursor_params(c: InstanceCursor) -> tuple[Any, ...]:
     return (c.instance_id, c.name, c.baselined, c.last_polled_at, c.last_error, c.watermark)
 
 
+def _held_params(a: MutedAlert) -> tuple[Any, ...]:
+    return (a.mute_id, a.channel, a.instance_id, a.task_id, a.name, a.status, a.instance_name)
+
+
 def _task_params(record: TaskRecord) -> tuple[Any, ...]:
     return (
         record.instance_id,
@@ -530,18 +534,7 @@ class PostgresStore:
         if commit.muted:
             cur.executemany(
                 _UPSERT_HELD,
-                [
-                    (
-                        a.mute_id,
-                        a.channel,
-                        a.instance_id,
-                        a.task_id,
-                        a.name,
-                        a.status,
-                        a.instance_name,
-                    )
-                    for a in commit.muted
-                ],
+                [_held_params(a) for a in commit.muted],
             )
         if commit.mutes_summarized:
             cur.execute(
@@ -953,18 +946,7 @@ class PostgresStore:
         if held:
             cur.executemany(
                 _UPSERT_HELD,
-                [
-                    (
-                        a.mute_id,
-                        a.channel,
-                        a.instance_id,
-                        a.task_id,
-                        a.name,
-                        a.status,
-                        a.instance_name,
-                    )
-                    for a in held
-                ],
+                [_held_params(a) for a in held],
             )
         if extras.durations:
             cur.executemany(
