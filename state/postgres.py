@@ -271,6 +271,21 @@ def _cursor_params(c: InstanceCursor) -> tuple[Any, ...]:
     return (c.instance_id, c.name, c.baselined, c.last_polled_at, c.last_error, c.watermark)
 
 
+def _mute_params(m: Mute) -> tuple[Any, ...]:
+    """A mute's columns after its ID, in _INSERT_MUTE's order."""
+    return (
+        m.instance,
+        m.starts_at,
+        m.ends_at,
+        list(m.names),
+        m.reason,
+        m.created_by,
+        m.channel,
+        m.ended_by,
+        m.summarized,
+    )
+
+
 def _held_params(a: MutedAlert) -> tuple[Any, ...]:
     return (a.mute_id, a.channel, a.instance_id, a.task_id, a.name, a.status, a.instance_name)
 
@@ -693,17 +708,7 @@ class PostgresStore:
         with self._transaction("saving a mute") as cur:
             cur.execute(
                 _INSERT_MUTE + " RETURNING id",
-                (
-                    m.instance,
-                    m.starts_at,
-                    m.ends_at,
-                    list(m.names),
-                    m.reason,
-                    m.created_by,
-                    m.channel,
-                    m.ended_by,
-                    m.summarized,
-                ),
+                _mute_params(m),
             )
             row = cur.fetchone()
             assert row is not None
@@ -923,18 +928,7 @@ class PostgresStore:
                 " channel, ended_by, summarized)"
                 " VALUES (%s, %s, %s, %s, %s::text[], %s, %s, %s, %s, %s)"
                 " ON CONFLICT DO NOTHING RETURNING id",
-                (
-                    m.id,
-                    m.instance,
-                    m.starts_at,
-                    m.ends_at,
-                    list(m.names),
-                    m.reason,
-                    m.created_by,
-                    m.channel,
-                    m.ended_by,
-                    m.summarized,
-                ),
+                (m.id, *_mute_params(m)),
             )
             if cur.fetchone() is not None:
                 added.add(m.id)
