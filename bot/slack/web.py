@@ -263,7 +263,11 @@ class HttpServer:
         trigger = getattr(server, "trigger", None)
         if trigger is not None:
             # Closing the sockets from the loop's own thread ends its loop cleanly.
-            trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            try:
+                trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            except OSError:  # its wake-up pipe is gone: close here, the loop sees an empty map
+                logger.warning("HTTP server's wake-up pipe was closed; closing from this thread")
+                wasyncore.close_all(server._map)
             thread.join(timeout)
             server.task_dispatcher.shutdown(timeout=timeout)
         else:  # several sockets (a host name with IPv4 and IPv6): waitress's own close

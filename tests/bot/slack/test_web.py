@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +195,22 @@ def test_the_server_stops_from_another_thread() -> None:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz")
     server.stop()  # a second stop is harmless
+
+
+def test_the_server_stops_when_its_wake_up_pipe_is_gone() -> None:
+    """A trigger pipe closed under the server (as a stray close elsewhere in the process does)
+    does not turn stop() into an OSError: the sockets are closed and the thread ends."""
+    server = HttpServer(make_wsgi_app(None, lambda: (200, {})), host="127.0.0.1", port=0)
+    port = server.start()
+    thread = server._thread
+    assert thread is not None
+    assert server._server is not None
+    trigger = server._server.trigger
+    os.close(trigger.trigger)  # the write end: pulling the trigger now fails with EBADF
+    server.stop()
+    assert not thread.is_alive()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz")
 
 
 def test_http_mode_needs_a_signing_secret(slack: FakeSlack) -> None:
