@@ -4,7 +4,7 @@ summarize each mute once it has ended. Pure functions over the mutes the store l
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from bot.dcs.models import Task
@@ -13,11 +13,13 @@ from bot.slack import summaries
 from state.base import Mute, MutedAlert, NewDelivery
 
 
-def covers(mute: Mute, task: Task, instance_name: str | None) -> bool:
+def covers(mute: Mute, task: Task, instance_name: str | None, places: Collection[str] = ()) -> bool:
     """True when ``mute`` is about ``task``: its instance is ``*``, the task's instance ID or
-    name (case-insensitively), and its names (when any) contain the task's."""
+    name, or one of the instance's ``places`` (``region:R``, its project ID), all compared
+    case-insensitively; and its names (when any) contain the task's."""
     wanted = mute.instance.strip().casefold()
     known = {task.instance_id.casefold()} | ({instance_name.casefold()} if instance_name else set())
+    known |= {place.casefold() for place in places}
     if wanted != "*" and wanted not in known:
         return False
     names = {name.strip().casefold() for name in mute.names}
@@ -25,11 +27,15 @@ def covers(mute: Mute, task: Task, instance_name: str | None) -> bool:
 
 
 def muting(
-    mutes: Sequence[Mute], task: Task, instance_name: str | None, now: datetime
+    mutes: Sequence[Mute],
+    task: Task,
+    instance_name: str | None,
+    now: datetime,
+    places: Collection[str] = (),
 ) -> Mute | None:
     """The first mute active at ``now`` that covers ``task``, or None."""
     for mute in mutes:
-        if mute.active(now) and covers(mute, task, instance_name):
+        if mute.active(now) and covers(mute, task, instance_name, places):
             return mute
     return None
 
@@ -43,7 +49,7 @@ def hold_muted(
     held: list[MutedAlert] = []
     for item in routed:
         task, name = item.change.task, item.change.instance.name
-        mute = muting(mutes, task, name, now)
+        mute = muting(mutes, task, name, now, item.change.instance.places)
         if mute is None:
             kept.append(item)
             continue

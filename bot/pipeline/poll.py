@@ -374,7 +374,7 @@ class Poller:
             if is_stuck(
                 r, usual.get(r.instance.instance_id, {}).get(r.task.name), self._stuck_after
             )
-            if muting.muting(mutes, r.task, r.instance.name, now) is None
+            if muting.muting(mutes, r.task, r.instance.name, now, r.instance.places) is None
         ]
         if not candidates:
             return Planned([])

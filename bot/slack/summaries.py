@@ -28,11 +28,12 @@ MAX_FAILED_SECTIONS = 8
 
 def mute_target(mute: Mute, names: Mapping[str, str]) -> str:
     """What a mute covers, as mrkdwn: ``*cache-prod* (EXTEND, BindEip)``."""
-    where = (
-        "*every instance*"
-        if mute.instance == "*"
-        else f"*{esc(names.get(mute.instance, mute.instance))}*"
-    )
+    if mute.instance == "*":
+        where = "*every instance*"
+    elif mute.instance.startswith("region:"):
+        where = f"*every instance in {esc(mute.instance.removeprefix('region:'))}*"
+    else:
+        where = f"*{esc(names.get(mute.instance, mute.instance))}*"
     if mute.names:
         where += " (" + ", ".join(esc(n) for n in mute.names) + ")"
     return where

@@ -31,9 +31,13 @@ def active_mutes(deps: Deps) -> list[Mute]:
 
 
 def mute(deps: Deps, command: MuteAlerts, *, user_id: str, channel_id: str) -> Message:
-    """Store a mute of a watched instance (its ID, stable across renames) or of ``*``."""
+    """Store a mute of a watched instance (its ID, stable across renames), of a region or
+    project (several projects watched), or of ``*``."""
     target = command.instance
-    if target != "*":
+    place = deps.find_place(target) if target != "*" else None
+    if place is not None:
+        target = place
+    elif target != "*":
         instance = deps.find_instance(target)
         if instance is None:
             return replies.unknown_instance(target, deps.watched())
@@ -67,7 +71,8 @@ def unmute(deps: Deps, command: Unmute, *, user_id: str) -> Message:
         chosen = [m for m in running if m.id == int(by_id.group(1))]
     else:
         instance = deps.find_instance(target)
-        wanted = {target.casefold()}
+        place = deps.find_place(target)
+        wanted = {target.casefold()} | ({place.casefold()} if place else set())
         if instance is not None:
             wanted |= {instance.instance_id.casefold(), instance.name.casefold()}
         chosen = [m for m in running if m.instance.casefold() in wanted]

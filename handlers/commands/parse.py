@@ -30,8 +30,8 @@ USAGE: dict[str, str] = {
     "subscribe": "/dcs-tasks subscribe INSTANCE|region:R|PROJECT_ID|* [status:S,...] [name:N,...]",
     "unsubscribe": "/dcs-tasks unsubscribe INSTANCE|region:R|PROJECT_ID|*",
     "subscriptions": "/dcs-tasks subscriptions",
-    "mute": "/dcs-tasks mute INSTANCE|* [name:N,...] [for:2h] [REASON...]",
-    "unmute": "/dcs-tasks unmute INSTANCE|*|MUTE_ID",
+    "mute": "/dcs-tasks mute INSTANCE|region:R|PROJECT_ID|* [name:N,...] [for:2h] [REASON...]",
+    "unmute": "/dcs-tasks unmute INSTANCE|region:R|PROJECT_ID|*|MUTE_ID",
     "mutes": "/dcs-tasks mutes",
     "report": "/dcs-tasks report [INSTANCE] [since:7d]",
 }
@@ -246,7 +246,8 @@ def _parse_list(args: list[str]) -> ListTasks:
 
 
 def _region_target(positional: list[str], options: dict[str, str], what: str) -> str:
-    """The one target of (un)subscribe: an instance, ``*``, a project ID or ``region:R``."""
+    """The one target of (un)subscribe and unmute: an instance, ``*``, a project ID or
+    ``region:R``."""
     if "region" in options:
         if positional:
             raise _Invalid(
@@ -319,6 +320,11 @@ def _parse_unsubscribe(args: list[str]) -> Unsubscribe:
     return Unsubscribe(_region_target(positional, options, "INSTANCE (or *)"))
 
 
+def _parse_unmute(args: list[str]) -> Unmute:
+    positional, options = _split_args(args, ("region",))
+    return Unmute(_region_target(positional, options, "INSTANCE, * or MUTE_ID"))
+
+
 def _no_args(make: Command) -> _Parser:
     def parse_no_args(args: list[str]) -> Command:
         if args:
@@ -328,7 +334,7 @@ def _no_args(make: Command) -> _Parser:
     return parse_no_args
 
 
-def _one_positional(make: type[ShowTask] | type[Unsubscribe] | type[Unmute], what: str) -> _Parser:
+def _one_positional(make: type[ShowTask], what: str) -> _Parser:
     def parse_one(args: list[str]) -> Command:
         positional, _ = _split_args(args, ())
         return make(_exactly_one(positional, what))
@@ -346,7 +352,7 @@ _PARSERS = {
     "unsubscribe": _parse_unsubscribe,
     "subscriptions": _no_args(ListSubscriptions()),
     "mute": _parse_mute,
-    "unmute": _one_positional(Unmute, "INSTANCE, * or MUTE_ID"),
+    "unmute": _parse_unmute,
     "mutes": _no_args(ListMutes()),
     "report": _parse_report,
 }

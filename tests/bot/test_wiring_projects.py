@@ -11,6 +11,9 @@ import pytest
 
 from bot.testing.fake_slack import FakeSlack
 from bot.testing.simulator import DcsSimulator
+from bot.wiring import handler_deps
+from handlers.commands import mutes
+from handlers.commands.parse import MuteAlerts, Unmute, parse
 from state.base import Subscription
 from tests.conftest import Harness
 
@@ -149,5 +152,38 @@ def test_a_region_subscription_gets_only_that_regions_alerts(
         assert len(by_channel["C0NL"]) == 1
         assert len(by_channel["C0DE"]) == 1
         assert by_channel["C0NL"] != by_channel["C0DE"]
+    finally:
+        h.close()
+
+
+def test_a_region_mute_holds_only_that_regions_alerts_until_unmuted(
+    two_sims: tuple[DcsSimulator, DcsSimulator], slack: FakeSlack, tmp_path: Path
+) -> None:
+    """``mute region:R`` (resolved by the command against the watched places) holds back the
+    alerts of that region alone; ``unmute region:R`` ends it and its summary follows."""
+    de, nl = two_sims
+    h = _harness(two_sims, slack, tmp_path / "s.sqlite", **AKSK)
+    try:
+        assert h.cycle().ok
+        deps = handler_deps(h.parts)
+        where = next(i for i in h.parts.watched.current() if i.instance_id == DR).region
+        command = parse(f"mute region:{where} for:2h failover drill")
+        assert isinstance(command, MuteAlerts)
+        announced = mutes.mute(deps, command, user_id="U0OPS", channel_id="C0OPS")
+        assert f"every instance in {where}" in announced.text
+        de.add_task(PROD, "EXTEND", "EXECUTING")
+        nl.add_task(DR, "BindEip", "FAILED")
+        h.cycle()
+        posted = [c.params["text"] for c in h.slack_calls("chat.postMessage")]
+        assert len(posted) == 1  # the other region's task only
+        assert "Modifying specifications" in posted[0]
+
+        ended = parse(f"unmute region:{where}")
+        assert isinstance(ended, Unmute)
+        assert "ended mute" in mutes.unmute(deps, ended, user_id="U0OPS").text
+        h.cycle()
+        summary = [c.params["text"] for c in h.slack_calls("chat.postMessage")][1:]
+        assert len(summary) == 1
+        assert "FAILED" in summary[0]
     finally:
         h.close()
