@@ -15,13 +15,16 @@ The client is given its ``httpx.Client`` (base URL, auth, timeouts, transport; s
   ends at the deadline; a body larger than ``max_body_bytes`` and paging past
   :data:`MAX_PAGES` pages or :data:`MAX_ITEMS` items are ``DcsBadResponseError`` at once;
 * a malformed task (no id, no string status, nested too deep) is skipped and reported, never
-  the whole answer: :meth:`DcsClient.read_tasks` says which.
+  the whole answer: :meth:`DcsClient.read_tasks` says which;
+* DCS's own clock is read from the ``Date`` header of its answers (:meth:`DcsClient.dcs_time`),
+  so that ages of DCS's times are measured on DCS's clock, not a skewed local one.
 
 Retries are logged at WARNING on the ``bot.dcs.client`` logger, without credentials or task params.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import math
@@ -31,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -121,11 +124,25 @@ class _Answer:
 @dataclass(frozen=True)
 class TaskListing:
     """An instance's tasks as read, newest first, and the malformed task records skipped:
-    ``malformed`` says why for each, ``malformed_ids`` holds the IDs of those that had one."""
+    ``malformed`` says why for each, ``malformed_ids`` holds the IDs of those that had one;
+    ``dcs_time`` is DCS's clock as the listing was read (None when no answer said it)."""
 
     tasks: list[Task]
     malformed: tuple[str, ...] = ()
     malformed_ids: frozenset[str] = frozenset()
+    dcs_time: datetime | None = None
+
+
+def http_date(headers: httpx.Headers) -> datetime | None:
+    """The ``Date`` header as an aware UTC time; None when it is missing or not a date."""
+    raw = headers.get("Date")
+    if not raw:
+        return None
+    try:
+        value = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -244,6 +261,8 @@ class DcsClient:
         self._limit = limit
         self._request_deadline = request_deadline
         self._max_body_bytes = max_body_bytes
+        #: The last ``Date`` DCS answered with, and ``monotonic()`` when it arrived.
+        self._dated: tuple[datetime, float] | None = None
 
     def with_deadline(self, seconds: float) -> DcsClient:
         """This client (same connections) with every call, retries included, bounded to
@@ -266,6 +285,15 @@ class DcsClient:
     def project_id(self) -> str:
         """The project whose instances this client reads."""
         return self._project_id
+
+    def dcs_time(self) -> datetime | None:
+        """DCS's clock now, as its last answer's ``Date`` header said (moved on by the time
+        since, to the second): None before any answer carried a valid one."""
+        dated = self._dated
+        if dated is None:
+            return None
+        date, received = dated
+        return date + timedelta(seconds=self._monotonic() - received)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -330,6 +358,8 @@ class DcsClient:
             "MB" if limit >= 1024 * 1024 else "bytes"
         )
         with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+            if (date := http_date(response.headers)) is not None:
+                self._dated = (date, self._monotonic())
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise DcsBadResponseError(too_big)
@@ -497,6 +527,7 @@ class DcsClient:
             sorted(found.values(), key=_newest_first),
             tuple(malformed.values()),
             frozenset(malformed_ids),
+            self.dcs_time(),
         )
 
 

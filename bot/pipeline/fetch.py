@@ -4,7 +4,7 @@ the store remembers of them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,11 +28,19 @@ class TaskSource(Protocol):
         ...
 
 
+#: A measured difference between DCS's clock and the bot's below this is noise (``Date`` has
+#: whole seconds, the answer took its time to arrive), not skew: the bot's clock is used.
+CLOCK_NOISE = timedelta(seconds=5)
+#: A difference beyond this is a broken ``Date`` header (a proxy's, a 1970 one), not a clock.
+CLOCK_IMPLAUSIBLE = timedelta(days=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     """One instance's answer in this cycle: its tasks, or why they could not be read;
     ``malformed`` says why task records were skipped, ``malformed_ids`` which (a task that
-    turned malformed has not vanished)."""
+    turned malformed has not vanished); ``clock_offset`` is DCS's clock minus the bot's as
+    the answer came (None: unknown, or too small or too large to trust)."""
 
     instance: Instance
     tasks: list[Task] | None
@@ -40,6 +48,20 @@ class Fetched:
     error: str | None = None
     malformed: tuple[str, ...] = ()
     malformed_ids: frozenset[str] = frozenset()
+    clock_offset: timedelta | None = None
+
+    def dcs_now(self, now: datetime) -> datetime:
+        """The bot's ``now`` on DCS's clock: what DCS's ``created_at`` values compare with."""
+        return now + self.clock_offset if self.clock_offset is not None else now
+
+
+def clock_offset(dcs_time: datetime | None, bot_time: datetime) -> timedelta | None:
+    """DCS's clock minus the bot's, when DCS said its time and the difference is past noise
+    and plausible; else None (the bot's clock is used as it is)."""
+    if dcs_time is None:
+        return None
+    offset = dcs_time - bot_time
+    return offset if CLOCK_NOISE <= abs(offset) <= CLOCK_IMPLAUSIBLE else None
 
 
 #: How far before an instance's watermark an incremental window starts: a task DCS lists a
@@ -76,11 +98,14 @@ def fetch(
     max_in_flight: int,
     cursors: Mapping[str, InstanceCursor] | None = None,
     overlap: timedelta = WATERMARK_OVERLAP,
+    clock: Callable[[], datetime] | None = None,
 ) -> list[Fetched]:
     """Read each instance's tasks, at most ``max_in_flight`` requests at a time, and what is
     stored for them: only unfinished and just-fetched tasks, never an instance's history,
     each in one batched read for the whole cycle. An instance with a watermark in its cursor
-    is asked only for what was created since (see :func:`window_start`)."""
+    is asked only for what was created since (see :func:`window_start`). ``clock`` (the
+    bot's; default: ``now`` throughout) is read as each answer arrives, to measure how far
+    DCS's clock is from it."""
     unfinished = store.open_tasks([i.instance_id for i in instances])
     cursors = cursors or {}
 
@@ -103,6 +128,7 @@ def fetch(
             listing.tasks,
             malformed=listing.malformed,
             malformed_ids=listing.malformed_ids,
+            clock_offset=clock_offset(listing.dcs_time, clock() if clock else now),
         )
 
     workers = min(max(1, max_in_flight), max(1, len(instances)))
@@ -128,6 +154,7 @@ def fetch(
             a.error,
             a.malformed,
             a.malformed_ids,
+            a.clock_offset,
         )
         for a in answers
     ]

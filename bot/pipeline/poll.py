@@ -275,6 +275,7 @@ class Poller:
             max_in_flight=self._max_in_flight,
             cursors=cursors,
             overlap=self._overlap,
+            clock=self._clock,
         )
         diffed = diff_all(fetched, cursors, now)
         subscriptions = self._store.subscriptions()

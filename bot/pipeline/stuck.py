@@ -28,18 +28,23 @@ class Running:
 def running_longer(
     fetched: Sequence[Fetched], stuck_after: timedelta, now: datetime
 ) -> list[Running]:
-    """Unfinished tasks read this cycle that have run at least ``stuck_after`` (since DCS's
-    ``created_at``, else since the bot first saw them)."""
+    """Unfinished tasks read this cycle that have run at least ``stuck_after``: since DCS's
+    ``created_at`` by DCS's clock (``now`` moved by the offset measured from its answer, so a
+    skewed bot clock warns neither early nor late), else since the bot first saw them by the
+    bot's clock."""
     found = []
     for answer in fetched:
+        dcs_now = answer.dcs_now(now)
         for task in answer.tasks or ():
             if task.is_final:
                 continue
             before = answer.previous.get(task.id)
-            start = task.created_at or (before.first_seen_at if before else None)
-            if start is None:
+            if task.created_at is not None:
+                seconds = (dcs_now - task.created_at).total_seconds()
+            elif before is not None:
+                seconds = (now - before.first_seen_at).total_seconds()
+            else:
                 continue
-            seconds = (now - start).total_seconds()
             if seconds >= stuck_after.total_seconds():
                 found.append(Running(task, answer.instance, seconds))
     return found

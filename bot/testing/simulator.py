@@ -10,6 +10,8 @@ like the DCS API reference describes (see ``/v2/{project_id}/instances/{instance
 * ``task_count`` as a string (the documented type) or, with ``task_count_as_number``, a number;
 * error bodies ``{"error_code", "error_msg", "error_ext_msg": null}``: 400 for bad paging or
   times, 404 for an unknown project, instance or path, 401 for missing or bad credentials;
+* a ``Date`` header read from the simulator's ``clock`` (a clock set off the real time plays
+  a DCS whose clock is skewed from the bot's);
 * authentication only when credentials are configured: AK/SK signatures (checked by
   :func:`bot.testing.aksk.verify_signed_request`) and ``X-Auth-Token`` tokens (given, or issued by
   ``POST /v3/auth/tokens`` for ``iam_users``); with none configured every request is accepted.
@@ -20,6 +22,7 @@ Faults can be injected one by one (:meth:`DcsSimulator.inject`) or at random wit
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import logging
@@ -259,6 +262,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("simulator: " + format, *args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header by the simulator's clock: DCS's clock, which the bot's may not
+        match (a skewed DCS is a simulator whose ``clock`` is off)."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return email.utils.format_datetime(self.server.sim.clock().astimezone(UTC), usegmt=True)
 
 
 class DcsSimulator:

@@ -422,6 +422,37 @@ def test_wrong_shapes_are_bad_responses(body: object) -> None:
     assert len(calls) == FAST.attempts
 
 
+def test_dcs_time_is_the_clock_of_the_date_header(
+    sim: DcsSimulator, make: Callable[..., DcsClient], time_: FakeTime
+) -> None:
+    """DCS's clock is learned from its answers' Date header, moved on by the time since it
+    came, and handed out with each task listing; none is known before the first answer."""
+    sim.clock = lambda: NOW
+    instance = sim.add_instance("cache-prod")
+    client = make()
+    assert client.dcs_time() is None
+    listing = client.read_tasks(instance)
+    assert listing.dcs_time == NOW
+    time_.now += 90
+    assert client.dcs_time() == NOW + timedelta(seconds=90)
+
+
+@pytest.mark.parametrize(
+    "date", [None, "", "yesterday", "Mon, 99 Foo 2024 25:61:61 GMT", "Fri, 01 Jan 99999 0:0:0"]
+)
+def test_a_missing_or_garbage_date_header_is_ignored(date: str | None) -> None:
+    """An answer without a usable Date leaves DCS's clock unknown (or as last known)."""
+    headers = {"Date": date} if date is not None else {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"task_count": 0}, headers=headers)
+
+    with httpx.Client(base_url="http://dcs.test", transport=httpx.MockTransport(handler)) as http:
+        listing = DcsClient(http, "p1").read_tasks("i1")
+    assert listing.tasks == []
+    assert listing.dcs_time is None
+
+
 def test_zero_count_without_tasks_list_is_empty() -> None:
     """An answer of task_count 0 that leaves out the tasks list means no tasks."""
 

@@ -97,8 +97,7 @@ def test_a_bot_clock_ahead_of_dcs_misses_nothing(
     """The window follows DCS's created_at values, not the bot's clock: with the bot an hour
     ahead, a task DCS creates between two cycles is announced."""
     behind.add_task(PROD, "EXTEND", "SUCCESS")
-    # DCS_STUCK_AFTER is set long: the stuck warning measures age by the bot's clock.
-    h = Harness(behind, slack, tmp_path / "s.sqlite", DCS_LOOKBACK="90m", DCS_STUCK_AFTER="7d")
+    h = Harness(behind, slack, tmp_path / "s.sqlite", DCS_LOOKBACK="90m")
     try:
         h.cycle()
         behind.add_task(PROD, "BindEip", "EXECUTING")

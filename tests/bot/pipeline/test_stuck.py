@@ -1,12 +1,20 @@
-"""Usual durations and stuck tasks in the poll cycle, over loopback on an injected clock."""
+"""Usual durations and stuck tasks in the poll cycle, over loopback on an injected clock; and
+stuck ages on DCS's clock when the bot's is skewed from it (real clocks, a simulator set off)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from bot.pipeline.stuck import Running, is_stuck
+from bot.testing.fake_slack import FakeSlack
+from bot.testing.simulator import DcsSimulator
 from state.base import DurationStats, Mute
 from tests.bot.pipeline.conftest import PROD, ClockedBot
+from tests.conftest import Harness
 
 
 def finish_tasks(bot: ClockedBot, name: str, minutes: list[int]) -> None:
@@ -118,3 +126,42 @@ def test_is_stuck_table() -> None:
     assert not is_stuck(running(59), DurationStats(5, 60, 1200), after)
     assert is_stuck(running(60), DurationStats(5, 60, 1200), after)
     assert is_stuck(running(30), DurationStats(50, 60, 120), after)
+
+
+def skewed_warnings(
+    simulator: DcsSimulator, slack: FakeSlack, state: Path, *, skew: int, age: int
+) -> list[str]:
+    """The stuck warnings a bot on the real clock sends (DCS_STUCK_AFTER=15m) for a task
+    ``age`` minutes old by DCS's clock, DCS's clock being ``skew`` minutes off the bot's."""
+    simulator.clock = lambda: datetime.now(UTC) + timedelta(minutes=skew)
+    simulator.add_instance("cache-prod", instance_id=PROD)
+    created = simulator.clock() - timedelta(minutes=age)
+    simulator.add_task(PROD, "BindEip", "EXECUTING", created_at=created)
+    bot = Harness(simulator, slack, state, DCS_STUCK_AFTER="15m")
+    try:
+        bot.cycle()
+        bot.cycle()
+    finally:
+        bot.close()
+    texts = [c.params["text"] for c in bot.slack_calls("chat.postMessage")]
+    return [t for t in texts if "still EXECUTING" in t]
+
+
+@pytest.mark.parametrize("skew", [-20, 20])
+def test_a_task_10_minutes_old_in_dcs_time_is_not_stuck_whatever_the_skew(
+    simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path, skew: int
+) -> None:
+    """Issue 12: with the bot's clock 20 minutes ahead of DCS's (or behind it), a task DCS
+    created 10 minutes ago is not stuck after 15 minutes: its age is read on DCS's clock
+    (learned from the Date header of DCS's answers), not the bot's."""
+    assert skewed_warnings(simulator, slack, tmp_path / "s.sqlite", skew=skew, age=10) == []
+
+
+@pytest.mark.parametrize("skew", [-20, 20])
+def test_a_task_really_stuck_in_dcs_time_is_warned_whatever_the_skew(
+    simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path, skew: int
+) -> None:
+    """A task DCS created 16 minutes ago is stuck after 15 minutes, on time, with its age on
+    DCS's clock, also when the bot's clock is 20 minutes behind DCS's."""
+    [warning] = skewed_warnings(simulator, slack, tmp_path / "s.sqlite", skew=skew, age=16)
+    assert re.search(r"still EXECUTING after (16m|15m 5\ds)$", warning)  # Date has whole seconds
