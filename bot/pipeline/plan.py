@@ -57,19 +57,23 @@ def render_deliveries(
     *,
     now: datetime,
     usual: Mapping[str, Mapping[str, DurationStats]] | None = None,
+    dcs_now: Mapping[str, datetime] | None = None,
 ) -> list[NewDelivery]:
     """The outbox items: one digest per digest channel, then for each routed change a post
     (a new task, unless digested) or an edit of its message and a thread reply (a transition;
     broadcast when it failed), naming the usual duration of a finished task's kind when
-    ``usual`` (instance ID → task name → stats) knows it."""
+    ``usual`` (instance ID → task name → stats) knows it. How long an unfinished task has run
+    is counted to ``dcs_now`` of its instance (``now`` on DCS's clock) when given, else ``now``."""
     deliveries: list[NewDelivery] = []
     for channel, changes in digests.items():
         message = render.digest([(c.task, c.instance.label) for c in changes], now=now)
         deliveries.append(NewDelivery("digest", channel, message.text, message.blocks))
+    clocks = dcs_now or {}
     for item in routed:
         if item.change.reason is Reason.NEW and item.channel in digests:
             continue
-        deliveries += _task_deliveries(item, now, usual or {})
+        task_now = clocks.get(item.change.task.instance_id, now)
+        deliveries += _task_deliveries(item, task_now, usual or {})
     return deliveries
 
 

@@ -355,7 +355,8 @@ class Poller:
         )
         routed, held = muting.hold_muted(routed, mutes, now)
         digests = digest_channels(routed, threshold=self._digest_threshold)
-        deliveries += render_deliveries(routed, digests, now=now, usual=usual)
+        clocks = {a.instance.instance_id: a.dcs_now(now) for a in fetched}
+        deliveries += render_deliveries(routed, digests, now=now, usual=usual, dcs_now=clocks)
         warned = self._stuck_deliveries(running, usual, subscriptions, mutes, now)
         deliveries += warned.deliveries
         return Planned(deliveries, held, [m.id for m in over], warned.stuck)

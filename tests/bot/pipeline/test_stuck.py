@@ -3,6 +3,7 @@ stuck ages on DCS's clock when the bot's is skewed from it (real clocks, a simul
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,3 +166,22 @@ def test_a_task_really_stuck_in_dcs_time_is_warned_whatever_the_skew(
     DCS's clock, also when the bot's clock is 20 minutes behind DCS's."""
     [warning] = skewed_warnings(simulator, slack, tmp_path / "s.sqlite", skew=skew, age=16)
     assert re.search(r"still EXECUTING after (16m|15m 5\ds)$", warning)  # Date has whole seconds
+
+
+@pytest.mark.parametrize("skew", [-20, 20])
+def test_an_alert_counts_running_time_on_dcs_clock(
+    simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path, skew: int
+) -> None:
+    """The announcement of a task DCS created 10 minutes ago says it has run for 10 minutes,
+    not 30 (bot ahead) or none (bot behind)."""
+    simulator.clock = lambda: datetime.now(UTC) + timedelta(minutes=skew)
+    simulator.add_instance("cache-prod", instance_id=PROD)
+    created = simulator.clock() - timedelta(minutes=10)
+    simulator.add_task(PROD, "BindEip", "EXECUTING", created_at=created)
+    bot = Harness(simulator, slack, tmp_path / "s.sqlite")
+    try:
+        bot.cycle()
+    finally:
+        bot.close()
+    [post] = bot.slack_calls("chat.postMessage")
+    assert re.search(r"Running for (10m|9m 5\ds)\b", json.dumps(post.params["blocks"]))
