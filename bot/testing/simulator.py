@@ -514,6 +514,11 @@ class DcsSimulator:
         with self._lock:
             self._tasks[task_id].extra.update(extra)
 
+    def clear_extra(self, task_id: str) -> None:
+        """Undo :meth:`set_extra`: the task's JSON is well-formed again."""
+        with self._lock:
+            self._tasks[task_id].extra.clear()
+
     def set_instance_status(self, instance_id: str, status: str) -> None:
         """Change an instance's status (RUNNING, RESTARTING, ...)."""
         with self._lock:

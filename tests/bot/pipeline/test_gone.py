@@ -88,3 +88,36 @@ def test_a_task_missing_from_one_answer_only_is_not_settled(harness: Harness) ->
 
     assert harness.parts.store.tasks_of(PROD)[task].status == "EXECUTING"
     assert harness.parts.store.get_meta("missing_since") == {}
+
+
+def test_a_task_listed_malformed_is_not_settled_as_gone(harness: Harness) -> None:
+    """DCS still lists an unfinished task, but malformed (its status null) for longer than the
+    bound: it has not vanished, so it is neither settled as GONE nor alerted about; once
+    well-formed again it is followed as before (its end is one transition reply)."""
+    clock = Clock()
+    p = poller(harness, clock)
+    task = harness.sim.add_task(PROD, "EXTEND", "EXECUTING")
+    p.run_cycle()
+    harness.parts.deliverer.drain()  # type: ignore[union-attr]
+    harness.sim.set_extra(task, {"status": None})
+
+    for minutes in (1, 50, 15, 120):
+        clock.now += timedelta(minutes=minutes)
+        result = p.run_cycle()
+        assert PROD in result.malformed
+        assert result.commit.deliveries == []
+        assert harness.parts.store.tasks_of(PROD)[task].status == "EXECUTING"
+    assert harness.parts.store.get_meta("missing_since") == {}
+
+    harness.sim.clear_extra(task)
+    clock.now += timedelta(minutes=1)
+    assert p.run_cycle().commit.deliveries == []
+    harness.sim.set_status(task, "SUCCESS")
+    clock.now += timedelta(minutes=1)
+    p.run_cycle()
+    harness.parts.deliverer.drain()  # type: ignore[union-attr]
+
+    replies = [m.text or "" for m in harness.slack.messages(ALERTS) if m.thread_ts is not None]
+    assert len(replies) == 1
+    assert "EXECUTING → SUCCESS" in replies[0]
+    assert harness.parts.store.tasks_of(PROD)[task].status == "SUCCESS"
