@@ -135,7 +135,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         process.kill()
 
 
-@pytest.mark.slow  # waits out the 7 s grace period by design
+@pytest.mark.slow  # waits out the 3 s grace period by design
 @pytest.mark.parametrize("command", ["serve", "poll"])
 def test_sigterm_while_a_dcs_request_stalls(
     command: str,
@@ -210,7 +210,7 @@ def pg_behind_proxy(pg_schema: PgSchema) -> Iterator[tuple[FaultProxy, str]]:
         proxy.close()
 
 
-@pytest.mark.slow  # waits out the 7 s grace period by design
+@pytest.mark.slow  # waits out the 3 s grace period by design
 @pytest.mark.postgres
 @pytest.mark.parametrize("fault", ["down", "stall"])
 def test_sigterm_while_postgres_is_down_or_hanging(
