@@ -104,10 +104,15 @@ def fetch(
     stored for them: only unfinished and just-fetched tasks, never an instance's history,
     each in one batched read for the whole cycle. An instance with a watermark in its cursor
     is asked only for what was created since (see :func:`window_start`). ``clock`` (the
-    bot's; default: ``now`` throughout) is read as each answer arrives, to measure how far
-    DCS's clock is from it."""
+    bot's; default: ``now`` throughout) is read, in the worker threads, as each answer that
+    says DCS's time arrives, to measure how far DCS's clock is from it."""
     unfinished = store.open_tasks([i.instance_id for i in instances])
     cursors = cursors or {}
+
+    def measured(dcs_time: datetime | None) -> timedelta | None:
+        if dcs_time is None:  # nothing to compare: the clock is not read
+            return None
+        return clock_offset(dcs_time, clock() if clock is not None else now)
 
     def one(instance: Instance) -> Fetched:
         cursor = cursors.get(instance.instance_id)
@@ -128,7 +133,7 @@ def fetch(
             listing.tasks,
             malformed=listing.malformed,
             malformed_ids=listing.malformed_ids,
-            clock_offset=clock_offset(listing.dcs_time, clock() if clock else now),
+            clock_offset=measured(listing.dcs_time),
         )
 
     workers = min(max(1, max_in_flight), max(1, len(instances)))
