@@ -250,6 +250,14 @@ class SimProcess:
         """CPU seconds the simulator process has used so far."""
         return float(self._ask({"cmd": "requests"})["cpu"])
 
+    def throttled(self) -> int:
+        """How many 429s it sent since the last ``clear``."""
+        return int(self._ask({"cmd": "requests"})["throttled"])
+
+    def set_capacity(self, max_in_flight: int | None) -> None:
+        """Answer 429 to requests beyond ``max_in_flight`` at once, as a gateway does."""
+        self._ask({"cmd": "capacity", "max_in_flight": max_in_flight})
+
     def set_latency(self, seconds: float) -> None:
         """Change the latency added to every answer."""
         self._ask({"cmd": "latency", "seconds": seconds})

@@ -9,8 +9,10 @@ Protocol: JSON, one object per line. The first line on stdin is the configuratio
 The process seeds N instances with M tasks each, serves on a free loopback port and prints
 ``{"url": ..., "instances": [ids]}``. Each further line is a command, answered by one line:
 
-- ``{"cmd": "requests"}`` → ``{"count": n, "cpu": s}``: requests since the last ``clear``, and
-  the CPU seconds of this process;
+- ``{"cmd": "requests"}`` → ``{"count": n, "cpu": s, "throttled": n}``: requests since the last
+  ``clear``, the CPU seconds of this process, and the 429s sent since the last ``clear``;
+- ``{"cmd": "capacity", "max_in_flight": n}``: answer 429 beyond ``n`` requests at once (null:
+  no limit);
 - ``{"cmd": "clear"}``; ``{"cmd": "latency", "seconds": s}``;
 - ``{"cmd": "add_tasks", "instances": [...], "status": s}`` → ``{"ids": [...]}``;
 - ``{"cmd": "set_status", "tasks": [...], "status": s}``;
@@ -69,12 +71,21 @@ def main() -> int:
                 _reply({})
                 break
             if cmd == "requests":
-                _reply({"count": len(sim.requests), "cpu": time.process_time()})
+                _reply(
+                    {
+                        "count": len(sim.requests),
+                        "cpu": time.process_time(),
+                        "throttled": sim.throttled,
+                    }
+                )
             elif cmd == "latency":
                 sim.latency = float(command["seconds"])
                 _reply({})
             elif cmd == "faults":
                 sim.set_fault_rate(float(command["rate"]), list(command["kinds"]))
+                _reply({})
+            elif cmd == "capacity":
+                sim.max_in_flight = command["max_in_flight"]
                 _reply({})
             elif cmd == "clear":
                 sim.clear_requests()

@@ -310,6 +310,12 @@ class DcsSimulator:
         self.trickle_delay = trickle_delay
         #: Every request received, oldest first.
         self.requests: list[RecordedRequest] = []
+        #: Like an API gateway's concurrency limit: a request that arrives while this many are
+        #: being answered gets 429 at once (None: no limit).
+        self.max_in_flight: int | None = None
+        #: How many 429 answers were sent (injected or over ``max_in_flight``).
+        self.throttled = 0
+        self._in_flight = 0
         self._access_key = access_key
         self._secret_key = secret_key
         self._iam_users = dict(iam_users or {})
@@ -533,6 +539,7 @@ class DcsSimulator:
         """Forget the recorded requests."""
         with self._lock:
             self.requests.clear()
+            self.throttled = 0
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -592,6 +599,20 @@ class DcsSimulator:
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         with self._lock:
             self.requests.append(RecordedRequest(h.command, raw_path, query, headers))
+            over = self.max_in_flight is not None and self._in_flight >= self.max_in_flight
+            self._in_flight += 1
+        try:
+            if over:
+                self._fault(h, "429")
+            else:
+                self._answer(h, raw_path, query_string, query, body)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(
+        self, h: _Handler, raw_path: str, query_string: str, query: dict[str, str], body: bytes
+    ) -> None:
         if self.latency > 0:
             self._stopping.wait(self.latency)
         fault = self._take_fault(raw_path)
@@ -626,6 +647,9 @@ class DcsSimulator:
         headers: Mapping[str, str] | None = None,
         content_type: str = "application/json;charset=UTF-8",
     ) -> None:
+        if status == 429:
+            with self._lock:
+                self.throttled += 1
         h.send_response(status)
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(payload)))

@@ -425,3 +425,29 @@ def test_run_forever_serves_until_stopped() -> None:
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_requests_beyond_max_in_flight_get_429_and_are_counted() -> None:
+    """With max_in_flight, a request arriving while that many are answered gets 429 at once
+    (as a gateway's concurrency limit answers); ``throttled`` counts the 429s sent."""
+    with DcsSimulator(latency=0.5) as sim:
+        sim.max_in_flight = 1
+        statuses: list[int] = []
+
+        def slow_get() -> None:
+            with httpx.Client(base_url=sim.url, timeout=5.0) as client:
+                statuses.append(client.get("/v2/demo-project/instances").status_code)
+
+        first = threading.Thread(target=slow_get)
+        first.start()
+        while not sim.requests:  # the first request is being answered (0.5 s of latency)
+            threading.Event().wait(0.01)
+        with httpx.Client(base_url=sim.url, timeout=5.0) as client:
+            second = client.get("/v2/demo-project/instances")
+        first.join()
+        assert second.status_code == 429
+        assert second.headers["Retry-After"] == "1"
+        assert statuses == [200]
+        assert sim.throttled == 1
+        sim.clear_requests()
+        assert sim.throttled == 0
