@@ -15,6 +15,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -137,6 +138,145 @@ def _threads_fetch(
     return sum(c or 0 for c in counts), sum(1 for c in counts if c is None)
 
 
+def _httpcore_client(settings: Settings, *, connections: int = 100, idle: int = 64) -> httpx.Client:
+    """The DCS client before the lean transport: httpx's own (httpcore) pool, as
+    ``make_http_client`` built it (100 connections, 64 kept alive) unless tuned."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=idle)
+    return make_http_client(settings, transport=httpx.HTTPTransport(limits=limits))
+
+
+class _Urllib3Body(httpx.SyncByteStream):
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._response.stream(65536, decode_content=False)
+
+    def close(self) -> None:
+        self._response.release_conn()
+
+
+class Urllib3Transport(httpx.BaseTransport):
+    """httpx over a urllib3 pool, for the comparison only: urllib3 is not a runtime dependency
+    (it comes with the official SDK's ``requests`` in the dev group); no error mapping."""
+
+    def __init__(self, maxsize: int = 64) -> None:
+        import urllib3
+
+        self._urllib3 = urllib3
+        self._pool = urllib3.PoolManager(maxsize=maxsize, retries=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through the pool; the body streams undecoded (httpx decodes)."""
+        t = request.extensions.get("timeout", {})
+        response = self._pool.urlopen(
+            request.method,
+            str(request.url),
+            body=request.read() or None,
+            headers=dict(request.headers),
+            preload_content=False,
+            decode_content=False,
+            redirect=False,
+            retries=False,
+            timeout=self._urllib3.Timeout(connect=t.get("connect"), read=t.get("read")),
+        )
+        return httpx.Response(
+            response.status, headers=list(response.headers.items()), stream=_Urllib3Body(response)
+        )
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.clear()
+
+
+#: The HTTP layers compared under the same fetch: a name and a factory of "the DcsClient of
+#: the calling thread" (plus what to close afterwards).
+HttpLayer = Callable[[SimProcess, Settings], tuple[Callable[[], DcsClient], list[httpx.Client]]]
+
+
+def _shared(make: Callable[[Settings], httpx.Client]) -> HttpLayer:
+    def factory(
+        sim: SimProcess, settings: Settings
+    ) -> tuple[Callable[[], DcsClient], list[httpx.Client]]:
+        http = make(settings)
+        dcs = DcsClient(http, sim.project_id)
+        return (lambda: dcs), [http]
+
+    return factory
+
+
+def _per_thread(
+    sim: SimProcess, settings: Settings
+) -> tuple[Callable[[], DcsClient], list[httpx.Client]]:
+    local = threading.local()
+    made: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def mine() -> DcsClient:
+        dcs: DcsClient | None = getattr(local, "dcs", None)
+        if dcs is None:
+            http = _httpcore_client(settings, connections=1, idle=1)
+            with lock:
+                made.append(http)
+            dcs = local.dcs = DcsClient(http, sim.project_id)
+        return dcs
+
+    return mine, made
+
+
+HTTP_LAYERS: tuple[tuple[str, HttpLayer], ...] = (
+    ("one shared httpx.Client, httpcore pool (before)", _shared(_httpcore_client)),
+    ("one httpx.Client (httpcore) per worker thread", _per_thread),
+    ("one shared httpx.Client, httpcore pool of 32 (tuned)",
+     _shared(partial(_httpcore_client, connections=32, idle=32))),
+    ("one shared httpx.Client, urllib3 pool (not a dependency)",
+     _shared(lambda st: make_http_client(st, transport=Urllib3Transport()))),
+    ("one shared httpx.Client, StdlibTransport (now)", _shared(make_http_client)),
+)  # fmt: skip
+
+
+def _layer_fetch(
+    dcs: Callable[[], DcsClient], ids: Sequence[str], pool: ThreadPoolExecutor, start: datetime
+) -> tuple[int, int]:
+    """One ``read_tasks`` per instance on ``pool``, as the poller's fetch step runs them, each
+    thread on the DcsClient ``dcs()`` gives it."""
+
+    def one(instance_id: str) -> int | None:
+        try:
+            return len(dcs().read_tasks(instance_id, start=start).tasks)
+        except DcsError:
+            return None
+
+    counts = list(pool.map(one, ids))
+    return sum(c or 0 for c in counts), sum(1 for c in counts if c is None)
+
+
+def _layers_figures(
+    sim: SimProcess, settings: Settings, start: datetime, in_flight: int, repeats: int
+) -> list[Figures]:
+    """Each HTTP layer's fetch on one pool of ``in_flight`` threads, warmed up, the repeats
+    taken in turns (so that the noise of a shared machine falls on every layer alike);
+    medians."""
+    made = [factory(sim, settings) for _, factory in HTTP_LAYERS]
+    runs: list[list[Figures]] = [[] for _ in made]
+    # One pool of threads for every run, so that a client per worker thread lives on.
+    pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="poll")
+    try:
+        for dcs, _ in made:
+            _layer_fetch(dcs, sim.instance_ids, pool, start)
+        for _ in range(repeats):
+            for i, (dcs, _) in enumerate(made):
+                fetch = partial(_layer_fetch, dcs, sim.instance_ids, pool, start)
+                begin = _begin(sim)
+                runs[i].append(_end(sim, begin, fetch()))
+    finally:
+        pool.shutdown()
+        for _, clients in made:
+            for http in clients:
+                http.close()
+    return [_median_of(r) for r in runs]
+
+
 async def _async_figures(
     sim: SimProcess, settings: Settings, start: datetime, in_flight: int, repeats: int
 ) -> Figures:
@@ -244,9 +384,10 @@ def measure(
     """Every variant over ``instances`` simulated instances of ``tasks`` tasks each.
 
     Returns ``poller``, ``threads``, ``asyncio``, ``asyncio_fixed`` (lists of figures, one per
-    ``in_flight``),
-    ``sequential``, ``sdk`` (figures or None) and ``diagnosis`` (figures by variation of the
-    default Poller). Figures hold ``seconds``, ``cpu_seconds``, ``sim_cpu_seconds``,
+    ``in_flight``), ``layers`` (figures per HTTP layer of :data:`HTTP_LAYERS`, fetch only, at
+    the default in flight), ``poller_httpcore`` (the default Poller on the httpcore pool of
+    before), ``sequential``, ``sdk`` (figures or None) and ``diagnosis`` (figures by variation
+    of the default Poller). Figures hold ``seconds``, ``cpu_seconds``, ``sim_cpu_seconds``,
     ``requests``, ``items`` and ``errors`` (or ``error`` when the variant could not run).
     """
     out: dict[str, Any] = {
@@ -259,6 +400,8 @@ def measure(
         "threads": [],
         "asyncio": [],
         "asyncio_fixed": [],
+        "layers": [],
+        "poller_httpcore": None,
         "sequential": None,
         "sdk": None,
         "diagnosis": {},
@@ -333,14 +476,25 @@ def _measure_on(
         baseline = default.run_cycle()  # records every task, silently; opens the connections
         if not baseline.ok:
             raise RuntimeError(f"the baseline cycle failed: {baseline.errors}")
-        for n in out["in_flight"]:
-            p = _poller(dcs, store, settings, n)
-            out["poller"].append(_timed(sim, lambda p=p: _cycle(p), repeats=repeats))  # type: ignore[misc]
+        before = _httpcore_client(settings)
+        try:
+            p_before = _poller(
+                DcsClient(before, sim.project_id), store, settings, DEFAULT_IN_FLIGHT
+            )
+            p_before.run_cycle()  # opens its connections
+            for n in out["in_flight"]:
+                p = _poller(dcs, store, settings, n)
+                out["poller"].append(_timed(sim, lambda p=p: _cycle(p), repeats=repeats))  # type: ignore[misc]
+                if n == DEFAULT_IN_FLIGHT:  # side by side with the default, same conditions
+                    out["poller_httpcore"] = _timed(sim, lambda: _cycle(p_before), repeats=repeats)
+        finally:
+            before.close()
         if sequential:
             p1 = _poller(dcs, store, settings, 1)
             out["sequential"] = _timed(sim, lambda: _cycle(p1), repeats=1)
         start = datetime.now(UTC) - timedelta(hours=24)
         race = max(1, repeats - 1)
+        out["layers"] = _layers_figures(sim, settings, start, DEFAULT_IN_FLIGHT, repeats)
         for n in out["in_flight"]:
             fetch = partial(_threads_fetch, dcs, sim.instance_ids, n, start)
             out["threads"].append(_timed(sim, fetch, repeats=race))
@@ -364,6 +518,37 @@ def _measure_on(
 
 def _s(value: float) -> str:
     return f"{value:.2f}"
+
+
+def _layers_table(m: dict[str, Any], floor: float) -> Table:
+    """The HTTP layers side by side: wall and CPU seconds, CPU ms per request, x limit."""
+    n, latency = m["instances"], m["latency"]
+    table = Table(
+        f"HTTP layer: fetch only (read_tasks per instance), {n:,} instances x "
+        f"{latency * 1000:.0f} ms, {DEFAULT_IN_FLIGHT} in flight, same signing and parsing",
+        ["variant", "seconds", "x limit", "CPU s", "CPU ms/request", "sim CPU s", "requests",
+         "errors (retries)"],
+    )  # fmt: skip
+    for (name, _), f in zip(HTTP_LAYERS, m["layers"], strict=True):
+        table.rows.append(
+            [
+                name,
+                _s(f["seconds"]),
+                f"{f['seconds'] / floor:.2f}" if floor else "-",
+                _s(f["cpu_seconds"]),
+                f"{1000 * f['cpu_seconds'] / max(1, f['requests']):.2f}",
+                _s(f["sim_cpu_seconds"]),
+                str(f["requests"]),
+                f"{f['errors']} ({f.get('retries', 0)})",
+            ]
+        )
+    table.notes += [
+        f"limit = {floor:.2f} s; medians of the repeats, taken in turns; CPU ms/request = the",
+        "client process's CPU seconds / requests (one GIL: at 20 ms this is the bottleneck).",
+        "HTTP/2 is not measured: h2 is not a dependency and the simulator (http.server) speaks",
+        "HTTP/1.1 only; DCS requests are small GETs that keep-alive already reuses.",
+    ]
+    return table
 
 
 def report(m: dict[str, Any]) -> BenchResult:
@@ -410,6 +595,9 @@ def report(m: dict[str, Any]) -> BenchResult:
     for k, f in zip(m["in_flight"], m["poller"], strict=True):
         mark = " (default)" if k == DEFAULT_IN_FLIGHT else ""
         cycle.rows.append(row(f"Poller.run_cycle, max_in_flight={k}{mark}", k, f))
+        if k == DEFAULT_IN_FLIGHT and m.get("poller_httpcore"):
+            name = f"Poller.run_cycle, max_in_flight={k}, httpcore pool (before)"
+            cycle.rows.append(row(name, k, m["poller_httpcore"]))
     cycle.notes += [
         "limit = instances x latency / requests in flight (the best any client can do);",
         "x limit = seconds / limit; CPU s = CPU seconds of the client process (one GIL),",
@@ -447,7 +635,10 @@ def report(m: dict[str, Any]) -> BenchResult:
         "sniffio is not installed (anyio 4 dropped it), so each one searches sys.path and fails;",
         "the column makes that import fail at once, as installing sniffio would.",
     ]
-    tables = [cycle, race]
+    tables = [cycle]
+    if m.get("layers"):
+        tables.append(_layers_table(m, limit(DEFAULT_IN_FLIGHT)))
+    tables.append(race)
 
     by_k: dict[int, Figures] = dict(zip(m["in_flight"], m["poller"], strict=True))
     default = by_k.get(DEFAULT_IN_FLIGHT)

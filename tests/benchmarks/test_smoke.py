@@ -45,6 +45,10 @@ def test_cycle_reads_every_instance_once_in_every_variant() -> None:
         60,
     ]
     assert m["sequential"]["requests"] == 20
+    assert len(m["layers"]) == len(bench_cycle.HTTP_LAYERS)
+    for figures in (*m["layers"], m["poller_httpcore"]):
+        assert (figures["requests"], figures["errors"]) == (20, 0)
+    assert [f["items"] for f in m["layers"]] == [60] * len(bench_cycle.HTTP_LAYERS)
     assert set(m["diagnosis"]) == {"slow", "backlog5"}
     if sdk:
         assert (m["sdk"]["requests"], m["sdk"]["tasks"], m["sdk"]["errors"]) == (20, 60, 0)
@@ -154,3 +158,17 @@ def test_windows_storm_cuts_the_shared_limit() -> None:
     storm = bench_windows.measure_storm(10, 0.5)
     assert storm["cuts"] >= 1
     assert storm["requests"] > 10
+    assert storm["requests"] == storm["read"] + storm["throttled"]  # one 200 per instance read
+
+
+def test_windows_capacity_storm_fixed_limit_keeps_its_32_and_reports_429s() -> None:
+    """Against DCS's concurrency limit, the fixed limit never moves and the 429s DCS sent are
+    counted; every instance is read or reported failed."""
+    for adaptive in (True, False):
+        storm = bench_windows.measure_storm(40, 0.0, capacity=4, adaptive=adaptive)
+        assert storm["read"] + storm["failed"] == 40
+        assert storm["requests"] == storm["read"] + storm["throttled"]
+        if adaptive:
+            assert storm["limit"] < 32
+        else:
+            assert (storm["limit"], storm["cuts"]) == (32, None)
