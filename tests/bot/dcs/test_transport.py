@@ -4,11 +4,15 @@ and expired connections, httpx's error classes, and the DCS client's bounds thro
 from __future__ import annotations
 
 import gzip
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import httpx
 import pytest
@@ -277,3 +281,42 @@ def test_make_http_client_sends_through_the_lean_transport() -> None:
         with make_http_client(load_settings(env)) as http:
             assert isinstance(http._transport, StdlibTransport)  # httpx keeps it there
             assert [t.id for t in DcsClient(http, "p1").list_tasks(iid)] == []
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (made by the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https_verifies_the_server_certificate_by_default(
+    serve: Callable[[Behaviour], tuple[_Server, str]], tls_cert: tuple[Path, Path]
+) -> None:
+    """A certificate nobody vouches for is refused; trusted, the same server answers over a
+    kept-alive TLS connection."""
+    cert, key = tls_cert
+    server, url = serve(_answer(b"secret"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    https = url.replace("http://", "https://")
+    with (
+        httpx.Client(base_url=https, transport=StdlibTransport()) as http,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        http.get("/")
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(base_url=https, transport=StdlibTransport(ssl_context=trusting)) as http:
+        assert http.get("/a").text == "secret"
+        assert http.get("/b").text == "secret"
+    assert server.peers[-1] == server.peers[-2]
