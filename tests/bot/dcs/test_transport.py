@@ -53,7 +53,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _answer(body: bytes = b"ok", *, close: bool = False, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _answer(
+    body: bytes = b"ok", *, close: bool = False, headers: dict[str, str] | None = None
+) -> Behaviour:
     def behaviour(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("Content-Length", str(len(body)))
