@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -199,11 +199,17 @@ STORMS: tuple[tuple[str, float, int | None], ...] = (
 
 
 def measure_storm(
-    n: int, rate: float, *, capacity: int | None = None, adaptive: bool = True
+    n: int,
+    rate: float,
+    *,
+    capacity: int | None = None,
+    adaptive: bool = True,
+    sleep: Callable[[float], object] | None = None,
 ) -> dict[str, Any]:
     """A cycle over ``n`` instances while DCS answers a share ``rate`` of requests with 429, or
     every request beyond ``capacity`` at once; with the adaptive shared limit (today's code)
-    or a fixed one of MAX_IN_FLIGHT (``adaptive=False``: the limit never moves)."""
+    or a fixed one of MAX_IN_FLIGHT (``adaptive=False``: the limit never moves). ``sleep``
+    replaces the retries' waits (the smoke tests skip them; the figures never do)."""
     ceiling = MAX_IN_FLIGHT
     limit = AdaptiveLimit(initial=ceiling, minimum=1 if adaptive else ceiling, maximum=ceiling)
     with (
@@ -211,7 +217,8 @@ def measure_storm(
         SimProcess(n, tasks=5, latency=0.02) as sim,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        parts = build(_settings(sim, Path(tmp) / "s.sqlite"), with_slack=False, limit=limit)
+        settings = _settings(sim, Path(tmp) / "s.sqlite")
+        parts = build(settings, with_slack=False, limit=limit, sleep=sleep)
         try:
             parts.poller.run_cycle()
             sim.set_faults(rate, ["429"] if rate else [])
