@@ -90,6 +90,7 @@ def test_slash_command_over_socket_mode_is_acked_and_answered(
     assert status == 0
     assert "Traceback" not in process.stderr
     assert APP_TOKEN not in process.stderr + process.stdout
+    assert "did not finish" not in process.stderr  # the socket's wait does not hold SIGTERM
 
 
 def test_a_disconnect_asking_for_a_refresh_reconnects(
@@ -116,6 +117,7 @@ def test_a_disconnect_asking_for_a_refresh_reconnects(
         status = process.terminate()
     assert status == 0
     assert "Traceback" not in process.stderr
+    assert "did not finish" not in process.stderr
 
 
 @pytest.mark.parametrize("token", ["xapp-1-A0WRONG-000-revoked0123456789", "not-an-app-token"])
