@@ -106,7 +106,7 @@ def test_log_format_json_makes_every_line_of_a_failing_poll_json(
     simulator: DcsSimulator, slack: FakeSlack, tmp_path: Path
 ) -> None:
     simulator.add_instance("cache-prod", instance_id=PROD_ID)
-    simulator.inject("500", count=1000)
+    simulator.inject("400", count=1000)  # not retried: the poll fails at once
     env = bot_env(simulator, slack, tmp_path / "state.sqlite", LOG_FORMAT="json")
 
     result = run_bot("poll", "--once", env=env, cwd=tmp_path)

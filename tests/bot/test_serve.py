@@ -165,7 +165,7 @@ def test_readyz_is_healthz_and_livez_answers(served: Served, path: str) -> None:
 
 def test_readyz_shows_a_failed_cycle_without_its_text_or_any_id(served: Served) -> None:
     """A failing instance: the public body says the last cycle failed, and names nothing."""
-    served.sim.inject("500", count=1000, path_contains=STAGE_ID)
+    served.sim.inject("400", count=1000, path_contains=STAGE_ID)  # not retried: fails at once
     try:
         body = wait_until(
             lambda: (b := healthz(served.url)[1])["last_cycle_failed"] and b, "a failed cycle"
