@@ -210,6 +210,22 @@ def pg_behind_proxy(pg_schema: PgSchema) -> Iterator[tuple[FaultProxy, str]]:
         proxy.close()
 
 
+def serve_on_postgres(
+    start: Callable[..., Running],
+    sim: DcsSimulator,
+    slack: FakeSlack,
+    tmp_path: Path,
+    database_url: str,
+    **extra: str,
+) -> tuple[Running, str]:
+    """``serve`` on a free port with its state at ``database_url``: the process and its URL."""
+    port = free_port()
+    env = bot_env(
+        sim, slack, tmp_path / "unused.sqlite", PORT=str(port), DATABASE_URL=database_url, **extra
+    )
+    return start("serve", env=env), f"http://127.0.0.1:{port}"
+
+
 @pytest.mark.slow  # waits out the 3 s grace period by design
 @pytest.mark.postgres
 @pytest.mark.parametrize("fault", ["down", "stall"])
@@ -222,16 +238,9 @@ def test_sigterm_while_postgres_is_down_or_hanging(
     start: Callable[..., Running],
 ) -> None:
     proxy, database_url = pg_behind_proxy
-    port = free_port()
-    env = bot_env(
-        sim_with_prod,
-        slack,
-        tmp_path / "unused.sqlite",
-        PORT=str(port),
-        DATABASE_URL=database_url,
-        DCS_POLL_INTERVAL="1",
+    process, _ = serve_on_postgres(
+        start, sim_with_prod, slack, tmp_path, database_url, DCS_POLL_INTERVAL="1"
     )
-    process = start("serve", env=env)
     wait_until(lambda: "now the poller" in process.stderr, "serve to take the lease")
     getattr(proxy, fault)()
     time.sleep(1.5)  # at least one poll cycle and lease renewal run into the fault
@@ -250,12 +259,7 @@ def test_serve_binds_its_port_and_stops_while_postgres_hangs_at_start(
     """/livez answers although the store cannot be opened yet; SIGTERM still ends it."""
     proxy, database_url = pg_behind_proxy
     proxy.stall()
-    port = free_port()
-    env = bot_env(
-        sim_with_prod, slack, tmp_path / "unused.sqlite", PORT=str(port), DATABASE_URL=database_url
-    )
-    process = start("serve", env=env)
-    url = f"http://127.0.0.1:{port}"
+    process, url = serve_on_postgres(start, sim_with_prod, slack, tmp_path, database_url)
 
     assert wait_until(lambda: livez(url), "/livez to answer") == 200
     ready = httpx.get(f"{url}/readyz", timeout=5)
@@ -278,12 +282,7 @@ def test_readyz_answers_within_1s_while_postgres_is_down_or_hanging(
     """Platforms' readiness checks time out after a second or two: /readyz says 503 in time,
     with the last facts it knew; /livez stays 200 (a database outage must not restart the bot)."""
     proxy, database_url = pg_behind_proxy
-    port = free_port()
-    env = bot_env(
-        sim_with_prod, slack, tmp_path / "unused.sqlite", PORT=str(port), DATABASE_URL=database_url
-    )
-    process = start("serve", env=env)
-    url = f"http://127.0.0.1:{port}"
+    process, url = serve_on_postgres(start, sim_with_prod, slack, tmp_path, database_url)
 
     def ready() -> bool:
         try:
